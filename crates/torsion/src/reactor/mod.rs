@@ -1,0 +1,910 @@
+//! The reactor: one thread's event loop.
+//!
+//! A [`Reactor`] multiplexes sockets (through mio's edge-triggered poller),
+//! timers and calls from other threads, and dispatches them to protocols,
+//! factories and callbacks. It is single-threaded and `!Send`: run one per
+//! thread. Handles to it are cheap clones of one `Rc`.
+//!
+//! # One turn of the loop
+//!
+//! 1. Wait for readiness, no longer than until the next timer is due (not
+//!    at all if callbacks are queued).
+//! 2. Dispatch every readiness event: accept on listeners, read and flush
+//!    connections, finish pending connects, drain calls from other
+//!    threads, note signals.
+//! 3. Run the timers that are due, earliest first.
+//! 4. Run the ready queue: the callbacks queued with
+//!    [`call_soon`](Reactor::call_soon) and the events the engine deferred
+//!    (a connection closed by another protocol, a producer to pause).
+//!    What these queue in turn runs on the next turn, so a callback that
+//!    reschedules itself cannot starve I/O.
+//!
+//! # Re-entrancy
+//!
+//! The engine never calls into a protocol while that protocol runs. A
+//! protocol may write to any transport, close any connection, listen,
+//! connect, schedule timers or stop the reactor from inside a callback;
+//! whatever that causes for other protocols is queued for a later step.
+//!
+//! # Shutdown
+//!
+//! [`stop`](Reactor::stop) (or SIGINT/SIGTERM once
+//! [`install_signal_handlers`](Reactor::install_signal_handlers) was
+//! called, or [`ReactorHandle::stop`] from another thread) starts the
+//! shutdown sequence, Twisted's system event triggers:
+//!
+//! 1. `Before` shutdown triggers run. Each gets a [`PhaseGuard`]; the
+//!    reactor keeps running until every guard is dropped, so a trigger
+//!    can hold the shutdown until its work is done.
+//! 2. `During`: every listener closes, pending connects are cancelled,
+//!    every connection is asked to [`lose_connection`](crate::Transport::lose_connection)
+//!    (flush, then close), and `During` triggers run. Connections that have
+//!    not closed within the shutdown timeout (default 5 s,
+//!    [`set_shutdown_timeout`](Reactor::set_shutdown_timeout)) are aborted.
+//!    Every protocol gets its `connection_lost`.
+//! 3. `After` triggers run and [`run`](Reactor::run) returns.
+
+mod signals;
+pub(crate) mod timers;
+
+use crate::connector::PendingConnect;
+use crate::listener::Listener;
+use crate::stream::StreamConn;
+use crate::task::Clock;
+use mio::{Events, Poll, Token, Waker};
+use slab::Slab;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use timers::{TimerKey, TimerQueue};
+
+/// Size of the one read buffer a reactor lends to whichever connection is
+/// readable.
+const READ_BUFFER: usize = 64 * 1024;
+const WAKER: Token = Token(usize::MAX);
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Callback = Box<dyn FnOnce()>;
+
+/// What other threads send to the reactor.
+enum Remote {
+    /// A call made with [`ReactorHandle::call_from_thread`].
+    Call(Box<dyn FnOnce() + Send>),
+    /// The result of work handed to another thread with
+    /// [`Reactor::run_in_thread`]; `usize` names its local continuation.
+    Done(usize, Box<dyn Any + Send>),
+}
+
+type Continuation = Box<dyn FnOnce(Box<dyn Any + Send>)>;
+
+/// What a poller token stands for.
+pub(crate) enum Source {
+    Listener(Rc<Listener>),
+    Stream(Rc<StreamConn>),
+    Connecting(Rc<PendingConnect>),
+    Signals,
+}
+
+/// Work deferred to the ready queue.
+pub(crate) enum Task {
+    Call(Callback),
+    Stream(Rc<StreamConn>, crate::stream::StreamTask),
+    Accept(Rc<Listener>),
+}
+
+/// When a system event trigger runs relative to the event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Before the event; shutdown waits for the trigger's [`PhaseGuard`].
+    Before,
+    /// While the event happens (listeners and connections closing).
+    During,
+    /// After the event.
+    After,
+}
+
+/// A system event that triggers can attach to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SystemEvent {
+    /// The reactor starts running.
+    Startup,
+    /// The reactor shuts down.
+    Shutdown,
+}
+
+/// Held by a system event trigger to make the reactor wait: the phase does
+/// not end until every guard handed out for it is dropped.
+///
+/// ```
+/// use std::time::Duration;
+/// use torsion::{Phase, Reactor, SystemEvent};
+/// let reactor = Reactor::new().unwrap();
+/// let r = reactor.clone();
+/// reactor.add_system_event_trigger(Phase::Before, SystemEvent::Shutdown, move |guard| {
+///     // Finish some work first: shutdown waits until `guard` is dropped.
+///     r.call_later(Duration::from_millis(10), move || drop(guard));
+/// });
+/// reactor.call_soon({ let r = reactor.clone(); move || r.stop() });
+/// reactor.run().unwrap();
+/// ```
+pub struct PhaseGuard {
+    count: Rc<Cell<usize>>,
+}
+
+impl Drop for PhaseGuard {
+    fn drop(&mut self) {
+        self.count.set(self.count.get() - 1);
+    }
+}
+
+impl fmt::Debug for PhaseGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PhaseGuard")
+    }
+}
+
+/// Names a registered system event trigger, to remove it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TriggerId(u64);
+
+type Trigger = Box<dyn FnOnce(PhaseGuard)>;
+
+#[derive(Default)]
+struct Triggers {
+    next: u64,
+    list: Vec<(TriggerId, Phase, SystemEvent, Trigger)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Idle,
+    Running,
+    /// Waiting for `Before` shutdown guards.
+    StoppingBefore,
+    /// Waiting for connections to close.
+    StoppingDuring,
+    Stopped,
+}
+
+/// The part of the reactor other threads reach.
+struct Shared {
+    queue: Mutex<Vec<Remote>>,
+    woken: AtomicBool,
+    stop: AtomicBool,
+    waker: Waker,
+}
+
+pub(crate) struct Inner {
+    poll: RefCell<Poll>,
+    registry: mio::Registry,
+    events: RefCell<Option<Events>>,
+    sources: RefCell<Slab<Source>>,
+    timers: RefCell<TimerQueue<Callback>>,
+    ready: RefCell<VecDeque<Task>>,
+    read_buf: RefCell<Vec<u8>>,
+    clock: Option<Clock>,
+    shared: Arc<Shared>,
+    state: Cell<State>,
+    stop_requested: Cell<bool>,
+    triggers: RefCell<Triggers>,
+    guards: Rc<Cell<usize>>,
+    shutdown_timeout: Cell<Duration>,
+    shutdown_deadline: RefCell<Option<DelayedCall>>,
+    signals: RefCell<Option<signals::SignalPipe>>,
+    /// Listeners that hit the descriptor limit and wait to accept again.
+    starved: RefCell<Vec<Rc<Listener>>>,
+    /// Continuations of work running on other threads.
+    continuations: RefCell<Slab<Continuation>>,
+}
+
+/// A single-threaded event loop. Clone it to hand it around: every clone
+/// is the same reactor.
+///
+/// ```
+/// use std::time::Duration;
+/// use torsion::Reactor;
+///
+/// let reactor = Reactor::new().unwrap();
+/// let r = reactor.clone();
+/// reactor.call_later(Duration::from_millis(1), move || r.stop());
+/// reactor.run().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Reactor {
+    pub(crate) inner: Rc<Inner>,
+}
+
+impl fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reactor")
+            .field("state", &self.inner.state.get())
+            .finish()
+    }
+}
+
+impl Reactor {
+    /// A reactor on the system clock.
+    pub fn new() -> io::Result<Reactor> {
+        Self::build(None)
+    }
+
+    /// A reactor whose timers run on `clock`, which a test advances by
+    /// hand (see [`Clock`]).
+    pub fn with_clock(clock: Clock) -> io::Result<Reactor> {
+        Self::build(Some(clock))
+    }
+
+    fn build(clock: Option<Clock>) -> io::Result<Reactor> {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        Ok(Reactor {
+            inner: Rc::new(Inner {
+                poll: RefCell::new(poll),
+                registry,
+                events: RefCell::new(Some(Events::with_capacity(1024))),
+                sources: RefCell::new(Slab::new()),
+                timers: RefCell::new(TimerQueue::new()),
+                ready: RefCell::new(VecDeque::new()),
+                read_buf: RefCell::new(Vec::new()),
+                clock,
+                shared: Arc::new(Shared {
+                    queue: Mutex::new(Vec::new()),
+                    woken: AtomicBool::new(false),
+                    stop: AtomicBool::new(false),
+                    waker,
+                }),
+                state: Cell::new(State::Idle),
+                stop_requested: Cell::new(false),
+                triggers: RefCell::new(Triggers::default()),
+                guards: Rc::new(Cell::new(0)),
+                shutdown_timeout: Cell::new(DEFAULT_SHUTDOWN_TIMEOUT),
+                shutdown_deadline: RefCell::new(None),
+                signals: RefCell::new(None),
+                starved: RefCell::new(Vec::new()),
+                continuations: RefCell::new(Slab::new()),
+            }),
+        })
+    }
+
+    pub(crate) fn from_inner(inner: Rc<Inner>) -> Reactor {
+        Reactor { inner }
+    }
+
+    pub(crate) fn downgrade(&self) -> Weak<Inner> {
+        Rc::downgrade(&self.inner)
+    }
+
+    /// The reactor's idea of now: the system's monotonic clock, or the
+    /// test [`Clock`] it was built with.
+    pub fn now(&self) -> Instant {
+        match &self.inner.clock {
+            Some(c) => c.now(),
+            None => Instant::now(),
+        }
+    }
+
+    /// A handle other threads use to reach this reactor.
+    pub fn handle(&self) -> ReactorHandle {
+        ReactorHandle {
+            shared: self.inner.shared.clone(),
+        }
+    }
+
+    /// Runs `f` after `delay`, on this thread. The returned
+    /// [`DelayedCall`] cancels or moves it.
+    pub fn call_later(&self, delay: Duration, f: impl FnOnce() + 'static) -> DelayedCall {
+        let deadline = self.now() + delay;
+        let key = self.inner.timers.borrow_mut().insert(deadline, Box::new(f));
+        DelayedCall {
+            reactor: self.downgrade(),
+            key,
+        }
+    }
+
+    /// Runs `f` on the next step of the loop, after what is running now
+    /// returns.
+    pub fn call_soon(&self, f: impl FnOnce() + 'static) {
+        self.push(Task::Call(Box::new(f)));
+    }
+
+    pub(crate) fn push(&self, task: Task) {
+        self.inner.ready.borrow_mut().push_back(task);
+    }
+
+    /// Sets how long shutdown waits for connections to flush and close
+    /// before it aborts them.
+    pub fn set_shutdown_timeout(&self, timeout: Duration) {
+        self.inner.shutdown_timeout.set(timeout);
+    }
+
+    /// Registers `f` to run in `phase` of `event`. A `Before` shutdown
+    /// trigger may keep its [`PhaseGuard`] to make shutdown wait.
+    pub fn add_system_event_trigger(
+        &self,
+        phase: Phase,
+        event: SystemEvent,
+        f: impl FnOnce(PhaseGuard) + 'static,
+    ) -> TriggerId {
+        let mut t = self.inner.triggers.borrow_mut();
+        t.next += 1;
+        let id = TriggerId(t.next);
+        t.list.push((id, phase, event, Box::new(f)));
+        id
+    }
+
+    /// Removes a trigger that has not run yet. Returns whether it was
+    /// still registered.
+    pub fn remove_system_event_trigger(&self, id: TriggerId) -> bool {
+        let mut t = self.inner.triggers.borrow_mut();
+        let before = t.list.len();
+        t.list.retain(|(i, ..)| *i != id);
+        t.list.len() != before
+    }
+
+    fn fire_triggers(&self, phase: Phase, event: SystemEvent) {
+        let fire: Vec<Trigger> = {
+            let mut t = self.inner.triggers.borrow_mut();
+            let (fire, keep) = std::mem::take(&mut t.list)
+                .into_iter()
+                .partition(|(_, p, e, _)| *p == phase && *e == event);
+            t.list = keep;
+            fire.into_iter().map(|(.., f)| f).collect()
+        };
+        for f in fire {
+            let guards = self.inner.guards.clone();
+            guards.set(guards.get() + 1);
+            f(PhaseGuard { count: guards });
+        }
+    }
+
+    /// Whether [`run`](Self::run) is running (and not yet stopped).
+    pub fn is_running(&self) -> bool {
+        self.inner.state.get() == State::Running
+    }
+
+    /// Runs the loop until [`stop`](Self::stop) and the shutdown sequence
+    /// complete. A reactor may be run again after it returns.
+    pub fn run(&self) -> io::Result<()> {
+        self.inner.state.set(State::Running);
+        self.inner.stop_requested.set(false);
+        self.inner.shared.stop.store(false, Ordering::SeqCst);
+        for phase in [Phase::Before, Phase::During, Phase::After] {
+            self.fire_triggers(phase, SystemEvent::Startup);
+        }
+        while self.inner.state.get() != State::Stopped {
+            self.turn(None)?;
+        }
+        self.inner.state.set(State::Idle);
+        Ok(())
+    }
+
+    /// Starts the shutdown sequence; [`run`](Self::run) returns once it
+    /// completes. Safe to call from any callback, any number of times.
+    pub fn stop(&self) {
+        self.inner.stop_requested.set(true);
+    }
+
+    /// Runs one turn of the loop, waiting at most `timeout` for events
+    /// (`None`: until something happens). Tests drive a reactor with this;
+    /// most programs call [`run`](Self::run).
+    pub fn iterate(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.turn(timeout)
+    }
+
+    /// Runs turns without waiting until nothing is ready: no queued
+    /// callbacks, no due timers, no pending events. With a test
+    /// [`Clock`], this runs what an `advance` made due.
+    pub fn run_until_idle(&self) -> io::Result<()> {
+        loop {
+            self.turn(Some(Duration::ZERO))?;
+            let due = self
+                .inner
+                .timers
+                .borrow()
+                .next_deadline()
+                .is_some_and(|d| d <= self.now());
+            if self.inner.ready.borrow().is_empty() && !due && !self.has_remote_calls() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn has_remote_calls(&self) -> bool {
+        self.inner.shared.woken.load(Ordering::Acquire)
+    }
+
+    fn poll_timeout(&self, max: Option<Duration>) -> Option<Duration> {
+        if !self.inner.ready.borrow().is_empty() || self.inner.stop_requested.get() {
+            return Some(Duration::ZERO);
+        }
+        let next = self.inner.timers.borrow().next_deadline();
+        let until_timer = next.map(|d| {
+            let now = self.now();
+            if d <= now {
+                Duration::ZERO
+            } else if self.inner.clock.is_some() {
+                // Test time does not pass by waiting: only `advance` makes
+                // this timer due, so do not sleep for it.
+                max.unwrap_or(Duration::MAX)
+            } else {
+                // Round up so the timer is due when the poller returns.
+                d - now + Duration::from_micros(500)
+            }
+        });
+        match (until_timer, max) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (Some(a), None) if a == Duration::MAX => None,
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn turn(&self, max: Option<Duration>) -> io::Result<()> {
+        let timeout = self.poll_timeout(max);
+        let mut events = self
+            .inner
+            .events
+            .borrow_mut()
+            .take()
+            .unwrap_or_else(|| Events::with_capacity(1024));
+        let polled = self.inner.poll.borrow_mut().poll(&mut events, timeout);
+        match polled {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                *self.inner.events.borrow_mut() = Some(events);
+                return Err(e);
+            }
+        }
+        for event in events.iter() {
+            self.dispatch(event);
+        }
+        *self.inner.events.borrow_mut() = Some(events);
+        self.run_remote_calls();
+        self.run_timers();
+        self.run_ready();
+        self.advance_shutdown();
+        Ok(())
+    }
+
+    fn dispatch(&self, event: &mio::event::Event) {
+        let token = event.token();
+        if token == WAKER {
+            return; // remote calls are drained after every poll
+        }
+        let source = match self.inner.sources.borrow().get(token.0) {
+            Some(Source::Listener(l)) => Source::Listener(l.clone()),
+            Some(Source::Stream(s)) => Source::Stream(s.clone()),
+            Some(Source::Connecting(c)) => Source::Connecting(c.clone()),
+            Some(Source::Signals) => Source::Signals,
+            None => return,
+        };
+        match source {
+            Source::Listener(l) => l.accept_ready(self),
+            Source::Stream(s) => s.ready(self, event),
+            Source::Connecting(c) => c.ready(self),
+            Source::Signals => {
+                if let Some(sig) = self.inner.signals.borrow_mut().as_mut() {
+                    if sig.drain() {
+                        tracing::info!("received a shutdown signal, stopping");
+                        self.stop();
+                    }
+                }
+            }
+        }
+    }
+
+    fn run_remote_calls(&self) {
+        let shared = &self.inner.shared;
+        if !shared.woken.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let calls = std::mem::take(&mut *shared.queue.lock().unwrap_or_else(|p| p.into_inner()));
+        for call in calls {
+            match call {
+                Remote::Call(f) => f(),
+                Remote::Done(key, value) => {
+                    let k = self.inner.continuations.borrow_mut().try_remove(key);
+                    if let Some(k) = k {
+                        k(value);
+                    }
+                }
+            }
+        }
+        if shared.stop.swap(false, Ordering::AcqRel) {
+            self.stop();
+        }
+    }
+
+    fn run_timers(&self) {
+        let now = self.now();
+        // Bound the pass by what was queued when it began: a timer that
+        // schedules another for "now" runs on the next turn, not forever.
+        let pending = self.inner.timers.borrow().len();
+        for _ in 0..pending {
+            let due = self.inner.timers.borrow_mut().pop_due(now);
+            match due {
+                Some(f) => f(),
+                None => break,
+            }
+        }
+    }
+
+    fn run_ready(&self) {
+        let n = self.inner.ready.borrow().len();
+        for _ in 0..n {
+            let task = self.inner.ready.borrow_mut().pop_front();
+            match task {
+                Some(Task::Call(f)) => f(),
+                Some(Task::Stream(conn, what)) => conn.run_deferred(self, what),
+                Some(Task::Accept(l)) => l.accept_ready(self),
+                None => break,
+            }
+        }
+    }
+
+    fn advance_shutdown(&self) {
+        let inner = &self.inner;
+        match inner.state.get() {
+            State::Running if inner.stop_requested.get() => {
+                inner.state.set(State::StoppingBefore);
+                self.fire_triggers(Phase::Before, SystemEvent::Shutdown);
+                self.advance_shutdown();
+            }
+            State::StoppingBefore if inner.guards.get() == 0 => {
+                inner.state.set(State::StoppingDuring);
+                self.close_everything();
+                self.fire_triggers(Phase::During, SystemEvent::Shutdown);
+                let r = self.clone();
+                let deadline = self.call_later(inner.shutdown_timeout.get(), move || {
+                    r.abort_all_connections()
+                });
+                *inner.shutdown_deadline.borrow_mut() = Some(deadline);
+                self.advance_shutdown();
+            }
+            State::StoppingDuring if inner.guards.get() == 0 && self.stream_count() == 0 => {
+                if let Some(d) = inner.shutdown_deadline.borrow_mut().take() {
+                    d.cancel();
+                }
+                self.fire_triggers(Phase::After, SystemEvent::Shutdown);
+                inner.state.set(State::Stopped);
+            }
+            State::Idle if inner.stop_requested.get() => {
+                // stop() before run(): nothing to shut down.
+                inner.stop_requested.set(false);
+            }
+            _ => {}
+        }
+    }
+
+    fn snapshot_sources(&self) -> Vec<Source> {
+        self.inner
+            .sources
+            .borrow()
+            .iter()
+            .filter_map(|(_, s)| match s {
+                Source::Listener(l) => Some(Source::Listener(l.clone())),
+                Source::Stream(c) => Some(Source::Stream(c.clone())),
+                Source::Connecting(c) => Some(Source::Connecting(c.clone())),
+                Source::Signals => None,
+            })
+            .collect()
+    }
+
+    fn close_everything(&self) {
+        for source in self.snapshot_sources() {
+            match source {
+                Source::Listener(l) => l.stop_listening(),
+                Source::Stream(c) => c.close_for_shutdown(),
+                Source::Connecting(c) => c.cancel(),
+                Source::Signals => {}
+            }
+        }
+        for l in self.inner.starved.take() {
+            l.stop_listening();
+        }
+    }
+
+    fn abort_all_connections(&self) {
+        let mut n = 0;
+        for source in self.snapshot_sources() {
+            if let Source::Stream(c) = source {
+                n += 1;
+                c.abort_now();
+            }
+        }
+        if n > 0 {
+            tracing::warn!(
+                connections = n,
+                "shutdown timeout passed; aborted connections that had not flushed"
+            );
+        }
+    }
+
+    fn stream_count(&self) -> usize {
+        self.inner
+            .sources
+            .borrow()
+            .iter()
+            .filter(|(_, s)| matches!(s, Source::Stream(_) | Source::Connecting(_)))
+            .count()
+    }
+
+    /// Makes SIGINT and SIGTERM start a graceful shutdown (the same as
+    /// [`stop`](Self::stop)). Call it once, in the program's main reactor.
+    pub fn install_signal_handlers(&self) -> io::Result<()> {
+        if self.inner.signals.borrow().is_some() {
+            return Ok(());
+        }
+        let mut pipe = signals::SignalPipe::new()?;
+        let key = self.inner.sources.borrow_mut().insert(Source::Signals);
+        if let Err(e) = self.inner.registry.register(
+            pipe.source(),
+            Token(key),
+            mio::Interest::READABLE,
+        ) {
+            self.inner.sources.borrow_mut().remove(key);
+            return Err(e);
+        }
+        *self.inner.signals.borrow_mut() = Some(pipe);
+        Ok(())
+    }
+
+    /// Runs `work` on a new thread and `done` with its result back on the
+    /// reactor thread. For blocking calls the reactor must not make itself
+    /// (name resolution, file system walks). A panic in `work` is reported
+    /// to `done` as `Err` with the panic message.
+    pub fn run_in_thread<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+        done: impl FnOnce(Result<T, String>) + 'static,
+    ) {
+        let key = self
+            .inner
+            .continuations
+            .borrow_mut()
+            .insert(Box::new(move |value: Box<dyn Any + Send>| {
+                let result = match value.downcast::<Result<T, String>>() {
+                    Ok(r) => *r,
+                    Err(_) => Err("result of an unexpected type".to_string()),
+                };
+                done(result)
+            }));
+        let handle = self.handle();
+        let spawned = std::thread::Builder::new()
+            .name("torsion-blocking".into())
+            .spawn(move || {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                    .map_err(|p| panic_message(&*p));
+                handle.send_done(key, Box::new(result));
+            });
+        if let Err(e) = spawned {
+            let k = self.inner.continuations.borrow_mut().try_remove(key);
+            if let Some(k) = k {
+                let msg: Result<T, String> = Err(format!("could not start a thread: {e}"));
+                self.call_soon(move || k(Box::new(msg)));
+            }
+        }
+    }
+
+    // ---- for the transports -------------------------------------------
+
+    pub(crate) fn registry(&self) -> &mio::Registry {
+        &self.inner.registry
+    }
+
+    /// Reserves a token for a source; register it with the poller after.
+    pub(crate) fn insert_source(&self, source: Source) -> usize {
+        self.inner.sources.borrow_mut().insert(source)
+    }
+
+    pub(crate) fn replace_source(&self, key: usize, source: Source) {
+        if let Some(slot) = self.inner.sources.borrow_mut().get_mut(key) {
+            *slot = source;
+        }
+    }
+
+    pub(crate) fn remove_source(&self, key: usize) {
+        let mut sources = self.inner.sources.borrow_mut();
+        if sources.contains(key) {
+            sources.remove(key);
+        }
+    }
+
+    /// Lends the reactor's read buffer; give it back with
+    /// [`return_read_buffer`](Self::return_read_buffer).
+    pub(crate) fn take_read_buffer(&self) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut *self.inner.read_buf.borrow_mut());
+        if buf.len() < READ_BUFFER {
+            buf.resize(READ_BUFFER, 0);
+        }
+        buf
+    }
+
+    pub(crate) fn return_read_buffer(&self, buf: Vec<u8>) {
+        *self.inner.read_buf.borrow_mut() = buf;
+    }
+
+    pub(crate) fn note_starved(&self, l: Rc<Listener>) {
+        let mut starved = self.inner.starved.borrow_mut();
+        if !starved.iter().any(|x| Rc::ptr_eq(x, &l)) {
+            starved.push(l);
+        }
+    }
+
+    /// A descriptor was freed: listeners starved of descriptors try again.
+    pub(crate) fn descriptor_freed(&self) {
+        if self.inner.starved.borrow().is_empty() {
+            return;
+        }
+        for l in self.inner.starved.take() {
+            self.push(Task::Accept(l));
+        }
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        matches!(
+            self.inner.state.get(),
+            State::StoppingDuring | State::Stopped
+        )
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Timers and queued callbacks may hold handles to connections;
+        // drop them first so the connections' sockets close.
+        self.timers.get_mut().clear();
+        self.ready.get_mut().clear();
+    }
+}
+
+fn panic_message(p: &(dyn Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_string()
+    }
+}
+
+/// A `Send + Sync` handle that other threads use to reach a reactor.
+///
+/// ```
+/// use torsion::Reactor;
+/// let reactor = Reactor::new().unwrap();
+/// let handle = reactor.handle();
+/// std::thread::spawn(move || handle.stop()).join().unwrap();
+/// reactor.run().unwrap(); // returns: the other thread stopped it
+/// ```
+#[derive(Clone)]
+pub struct ReactorHandle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ReactorHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReactorHandle")
+    }
+}
+
+impl ReactorHandle {
+    /// Runs `f` on the reactor's thread, on its next turn, waking it if it
+    /// is waiting. Calls from one thread run in the order made.
+    pub fn call_from_thread(&self, f: impl FnOnce() + Send + 'static) {
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Remote::Call(Box::new(f)));
+        self.wake();
+    }
+
+    fn send_done(&self, key: usize, value: Box<dyn Any + Send>) {
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Remote::Done(key, value));
+        self.wake();
+    }
+
+    /// Starts the reactor's shutdown sequence.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        if !self.shared.woken.swap(true, Ordering::AcqRel) {
+            if let Err(e) = self.shared.waker.wake() {
+                tracing::error!(error = %e, "could not wake the reactor");
+            }
+        }
+    }
+}
+
+/// A call scheduled with [`Reactor::call_later`]: cancel it, move it, ask
+/// whether it is still pending.
+///
+/// ```
+/// use std::time::Duration;
+/// use torsion::{task::Clock, Reactor};
+/// let clock = Clock::new();
+/// let reactor = Reactor::with_clock(clock.clone()).unwrap();
+/// let call = reactor.call_later(Duration::from_secs(10), || unreachable!());
+/// assert!(call.active());
+/// call.delay(Duration::from_secs(5));
+/// assert_eq!(call.time(), Some(clock.now() + Duration::from_secs(15)));
+/// assert!(call.cancel());
+/// assert!(!call.active());
+/// assert!(!call.cancel()); // already cancelled
+/// ```
+#[derive(Clone)]
+pub struct DelayedCall {
+    reactor: Weak<Inner>,
+    key: TimerKey,
+}
+
+impl fmt::Debug for DelayedCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DelayedCall")
+            .field("time", &self.time())
+            .finish()
+    }
+}
+
+impl DelayedCall {
+    fn with_queue<R>(&self, f: impl FnOnce(&mut TimerQueue<Callback>) -> R) -> Option<R> {
+        let inner = self.reactor.upgrade()?;
+        let mut q = inner.timers.borrow_mut();
+        Some(f(&mut q))
+    }
+
+    /// Cancels the call. Returns `false` if it already ran or was
+    /// cancelled.
+    pub fn cancel(&self) -> bool {
+        let cancelled = self.with_queue(|q| q.cancel(self.key)).flatten();
+        // The callback (and whatever it captured) is dropped here, outside
+        // the queue's borrow.
+        cancelled.is_some()
+    }
+
+    /// Whether the call is still pending.
+    pub fn active(&self) -> bool {
+        self.time().is_some()
+    }
+
+    /// When the call will run, or `None` once it ran or was cancelled.
+    pub fn time(&self) -> Option<Instant> {
+        self.with_queue(|q| q.deadline(self.key)).flatten()
+    }
+
+    /// Reschedules the call to run `delay` from now. Returns `false` if it
+    /// is no longer pending.
+    pub fn reset(&self, delay: Duration) -> bool {
+        let Some(inner) = self.reactor.upgrade() else {
+            return false;
+        };
+        let deadline = Reactor::from_inner(inner).now() + delay;
+        self.with_queue(|q| q.reschedule(self.key, deadline))
+            .unwrap_or(false)
+    }
+
+    /// Pushes the call `by` later than it was due. Returns `false` if it
+    /// is no longer pending.
+    pub fn delay(&self, by: Duration) -> bool {
+        self.with_queue(|q| match q.deadline(self.key) {
+            Some(d) => q.reschedule(self.key, d + by),
+            None => false,
+        })
+        .unwrap_or(false)
+    }
+}

@@ -1,0 +1,757 @@
+//! One stream connection (TCP or Unix): its socket, its output queue and
+//! its protocol.
+//!
+//! A [`StreamConn`] keeps its I/O state (`io`) and its protocol in two
+//! separate cells. A protocol may therefore write to any transport, its own
+//! included, while it runs: a write touches only I/O state. Anything that
+//! must call a protocol as a consequence (the connection ended, a producer
+//! must pause) is queued on the reactor as a [`StreamTask`] and runs later.
+//!
+//! # Buffers
+//!
+//! Reads go into the reactor's one read buffer, lent for the read and the
+//! `data_received` call that follows: a connection owns no read buffer.
+//! Writes go straight to the socket when nothing is queued; only what the
+//! kernel does not take is copied into the output queue, whose memory is
+//! given back when it drains. An idle connection holds no buffer at all.
+//!
+//! # Closing
+//!
+//! `lose_connection` stops reading, flushes the queue, shuts the write side
+//! (the peer sees end of file after every byte), then discards whatever the
+//! peer still sends until it closes too, for at most [`LINGER`]. Closing a
+//! socket with unread input makes the kernel send a reset, which can
+//! destroy data the peer has not read yet; lingering avoids that.
+
+use crate::address::Address;
+use crate::connector::Connector;
+use crate::protocol::{ConnectionLost, HalfClose, Protocol};
+use crate::reactor::{DelayedCall, Inner, Reactor, Source, Task};
+use crate::transport::{
+    Producer, Transport, TransportBackend, DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER,
+};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::Shutdown;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+/// How long a closing connection waits for the peer to close its side.
+pub const LINGER: Duration = Duration::from_secs(2);
+/// Full reads in one go before a connection yields to the others.
+const READS_PER_TURN: usize = 16;
+/// Small writes are appended to the last queued chunk up to this size.
+const COALESCE: usize = 16 * 1024;
+/// Chunks gathered into one `writev`.
+const IOV_MAX: usize = 64;
+
+/// The socket of a stream connection.
+pub(crate) enum Socket {
+    Tcp(mio::net::TcpStream),
+    Unix(mio::net::UnixStream),
+}
+
+impl Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.read(buf),
+            Socket::Unix(s) => s.read(buf),
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.write(buf),
+            Socket::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.write_vectored(bufs),
+            Socket::Unix(s) => s.write_vectored(bufs),
+        }
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        match self {
+            Socket::Tcp(s) => s.shutdown(Shutdown::Write),
+            Socket::Unix(s) => s.shutdown(Shutdown::Write),
+        }
+    }
+
+    pub(crate) fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Socket::Tcp(s) => s,
+            Socket::Unix(s) => s,
+        }
+    }
+
+    fn local_address(&self) -> Address {
+        match self {
+            Socket::Tcp(s) => s
+                .local_addr()
+                .map(Address::Tcp)
+                .unwrap_or(Address::Unix(None)),
+            Socket::Unix(s) => Address::Unix(
+                s.local_addr()
+                    .ok()
+                    .and_then(|a| a.as_pathname().map(|p| p.to_path_buf())),
+            ),
+        }
+    }
+}
+
+/// Connection events deferred to the reactor's ready queue.
+pub(crate) enum StreamTask {
+    /// Deliver `connection_lost` and forget the connection.
+    Finish,
+    /// Read again: the connection yielded, or reading was resumed.
+    Read,
+    /// Pause the registered producer.
+    PauseProducer,
+    /// Resume the registered producer.
+    ResumeProducer,
+}
+
+#[derive(Default)]
+struct Flags {
+    /// The protocol (or a policy) paused reading.
+    paused: bool,
+    /// Input may be waiting that was not read (paused, or yielded).
+    read_pending: bool,
+    /// The last write would have blocked: wait for writability.
+    write_blocked: bool,
+    /// `lose_connection` was called.
+    disconnecting: bool,
+    /// Write side shut after `lose_connection`; input is discarded.
+    draining: bool,
+    /// `half_close` was called; shut the write side once flushed.
+    half_close_pending: bool,
+    write_shut: bool,
+    read_eof: bool,
+    /// Closed or closing for good; no more I/O.
+    closed: bool,
+    producer_paused: bool,
+    pull_pending: bool,
+}
+
+struct Io {
+    socket: Option<Socket>,
+    token: usize,
+    is_tcp: bool,
+    peer: Address,
+    out: VecDeque<Vec<u8>>,
+    /// Bytes of `out[0]` already written.
+    out_offset: usize,
+    /// Bytes queued and not yet written.
+    out_len: usize,
+    high: usize,
+    low: usize,
+    producer: Option<(Rc<dyn Producer>, bool)>,
+    flags: Flags,
+    reason: Option<ConnectionLost>,
+    linger: Option<DelayedCall>,
+}
+
+/// What to do once the I/O state is no longer borrowed.
+#[must_use]
+enum Then {
+    Nothing,
+    Close(ConnectionLost),
+}
+
+pub(crate) struct StreamConn {
+    me: Weak<StreamConn>,
+    reactor: Weak<Inner>,
+    io: RefCell<Io>,
+    protocol: RefCell<Option<Box<dyn Protocol>>>,
+    client: RefCell<Option<Connector>>,
+}
+
+impl StreamConn {
+    /// Registers `socket` under a new token (or `token`, a pending
+    /// connect's), and makes the connection.
+    pub(crate) fn start(
+        reactor: &Reactor,
+        socket: Socket,
+        peer: Address,
+        protocol: Box<dyn Protocol>,
+        token: Option<usize>,
+        client: Option<Connector>,
+    ) -> io::Result<Rc<StreamConn>> {
+        let is_tcp = matches!(socket, Socket::Tcp(_));
+        let conn = Rc::new_cyclic(|me| StreamConn {
+            me: me.clone(),
+            reactor: reactor.downgrade(),
+            io: RefCell::new(Io {
+                socket: Some(socket),
+                token: token.unwrap_or(usize::MAX),
+                is_tcp,
+                peer,
+                out: VecDeque::new(),
+                out_offset: 0,
+                out_len: 0,
+                high: DEFAULT_HIGH_WATER,
+                low: DEFAULT_LOW_WATER,
+                producer: None,
+                flags: Flags::default(),
+                reason: None,
+                linger: None,
+            }),
+            protocol: RefCell::new(Some(protocol)),
+            client: RefCell::new(client),
+        });
+        let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
+        let registered = {
+            let mut io = conn.io.borrow_mut();
+            let io = &mut *io;
+            let socket = io.socket.as_mut().expect("a new connection has its socket");
+            match token {
+                Some(t) => {
+                    reactor.replace_source(t, Source::Stream(conn.clone()));
+                    reactor
+                        .registry()
+                        .reregister(socket.source(), mio::Token(t), interest)
+                }
+                None => {
+                    io.token = reactor.insert_source(Source::Stream(conn.clone()));
+                    reactor
+                        .registry()
+                        .register(socket.source(), mio::Token(io.token), interest)
+                }
+            }
+        };
+        if let Err(e) = registered {
+            let token = conn.io.borrow().token;
+            reactor.remove_source(token);
+            // Break the cycle through the protocol's future transport.
+            conn.protocol.borrow_mut().take();
+            return Err(e);
+        }
+        let transport = Transport::new(conn.clone());
+        if let Some(p) = conn.protocol.borrow_mut().as_mut() {
+            p.connection_made(transport);
+        }
+        Ok(conn)
+    }
+
+    fn reactor(&self) -> Option<Reactor> {
+        self.reactor.upgrade().map(Reactor::from_inner)
+    }
+
+    fn push(&self, reactor: &Reactor, self_rc: Rc<StreamConn>, task: StreamTask) {
+        reactor.push(Task::Stream(self_rc, task));
+    }
+
+    /// A readiness event for this connection.
+    pub(crate) fn ready(self: &Rc<Self>, reactor: &Reactor, event: &mio::event::Event) {
+        if event.is_writable() || event.is_write_closed() || event.is_error() {
+            self.io.borrow_mut().flags.write_blocked = false;
+            self.flush(reactor);
+        }
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.read(reactor);
+        }
+    }
+
+    pub(crate) fn run_deferred(self: &Rc<Self>, reactor: &Reactor, task: StreamTask) {
+        match task {
+            StreamTask::Finish => self.finish(reactor),
+            StreamTask::Read => {
+                self.io.borrow_mut().flags.read_pending = false;
+                self.read(reactor)
+            }
+            StreamTask::PauseProducer | StreamTask::ResumeProducer => {
+                let producer = {
+                    let mut io = self.io.borrow_mut();
+                    if io.flags.closed {
+                        return;
+                    }
+                    io.flags.pull_pending = false;
+                    io.producer.as_ref().map(|(p, _)| p.clone())
+                };
+                if let Some(p) = producer {
+                    if matches!(task, StreamTask::PauseProducer) {
+                        p.pause_producing();
+                    } else {
+                        p.resume_producing();
+                    }
+                }
+            }
+        }
+    }
+
+    fn read(self: &Rc<Self>, reactor: &Reactor) {
+        for round in 0.. {
+            {
+                let mut io = self.io.borrow_mut();
+                let f = &mut io.flags;
+                if f.closed || f.read_eof {
+                    return;
+                }
+                if !f.draining && (f.paused || f.disconnecting) {
+                    f.read_pending = true;
+                    return;
+                }
+                if round == READS_PER_TURN {
+                    if !f.read_pending {
+                        f.read_pending = true;
+                        drop(io);
+                        self.push(reactor, self.clone(), StreamTask::Read);
+                    }
+                    return;
+                }
+            }
+            let mut buf = reactor.take_read_buffer();
+            let result = match self.io.borrow_mut().socket.as_mut() {
+                Some(s) => s.read(&mut buf),
+                None => return reactor.return_read_buffer(buf),
+            };
+            match result {
+                Ok(0) => {
+                    reactor.return_read_buffer(buf);
+                    return self.eof(reactor);
+                }
+                Ok(n) => {
+                    let draining = self.io.borrow().flags.draining;
+                    if !draining {
+                        if let Some(p) = self.protocol.borrow_mut().as_mut() {
+                            p.data_received(&buf[..n]);
+                        }
+                    }
+                    let full = n == buf.len();
+                    reactor.return_read_buffer(buf);
+                    if !full {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return reactor.return_read_buffer(buf);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    reactor.return_read_buffer(buf);
+                }
+                Err(e) => {
+                    reactor.return_read_buffer(buf);
+                    return self.close_now(reactor, ConnectionLost::from_io(e));
+                }
+            }
+        }
+    }
+
+    /// The peer shut its write side.
+    fn eof(self: &Rc<Self>, reactor: &Reactor) {
+        let both_closed = {
+            let mut io = self.io.borrow_mut();
+            io.flags.read_eof = true;
+            io.flags.draining || io.flags.write_shut
+        };
+        if both_closed {
+            return self.close_now(reactor, ConnectionLost::Clean);
+        }
+        let choice = match self.protocol.borrow_mut().as_mut() {
+            Some(p) => p.read_connection_lost(),
+            None => HalfClose::Close,
+        };
+        if choice == HalfClose::Close {
+            self.lose_connection();
+        }
+    }
+
+    /// Writes what is queued until the kernel pushes back.
+    fn flush(self: &Rc<Self>, reactor: &Reactor) {
+        let then = {
+            let mut io = self.io.borrow_mut();
+            match flush_queue(&mut io) {
+                Ok(()) => self.after_output(reactor, &mut io),
+                Err(e) => Then::Close(ConnectionLost::from_io(e)),
+            }
+        };
+        self.then(reactor, then);
+    }
+
+    /// Bookkeeping after the queue changed: producers, and the closing
+    /// steps that wait for an empty queue.
+    fn after_output(self: &Rc<Self>, reactor: &Reactor, io: &mut Io) -> Then {
+        if io.out_len == 0 && !io.out.is_empty() {
+            io.out = VecDeque::new();
+            io.out_offset = 0;
+        }
+        if let Some((_, streaming)) = io.producer {
+            let f = &mut io.flags;
+            let task = if streaming {
+                if !f.producer_paused && io.out_len > io.high {
+                    f.producer_paused = true;
+                    Some(StreamTask::PauseProducer)
+                } else if f.producer_paused && io.out_len <= io.low {
+                    f.producer_paused = false;
+                    Some(StreamTask::ResumeProducer)
+                } else {
+                    None
+                }
+            } else if io.out_len == 0 && !f.pull_pending {
+                f.pull_pending = true;
+                Some(StreamTask::ResumeProducer)
+            } else {
+                None
+            };
+            if let Some(task) = task {
+                self.push(reactor, self.clone(), task);
+            }
+        }
+        if io.out_len > 0 || io.flags.write_shut {
+            return Then::Nothing;
+        }
+        if !(io.flags.disconnecting || io.flags.half_close_pending) {
+            return Then::Nothing;
+        }
+        if let Some(s) = &io.socket {
+            if let Err(e) = s.shutdown_write() {
+                if e.kind() != io::ErrorKind::NotConnected {
+                    return Then::Close(ConnectionLost::from_io(e));
+                }
+            }
+        }
+        io.flags.write_shut = true;
+        if io.flags.read_eof {
+            return Then::Close(ConnectionLost::Clean);
+        }
+        if io.flags.disconnecting {
+            io.flags.draining = true;
+            let weak = Rc::downgrade(self);
+            let r = reactor.clone();
+            io.linger = Some(reactor.call_later(LINGER, move || {
+                if let Some(conn) = weak.upgrade() {
+                    conn.close_now(&r, ConnectionLost::Clean);
+                }
+            }));
+            if io.flags.read_pending {
+                io.flags.read_pending = false;
+                self.push(reactor, self.clone(), StreamTask::Read);
+            }
+        }
+        Then::Nothing
+    }
+
+    fn then(self: &Rc<Self>, reactor: &Reactor, then: Then) {
+        if let Then::Close(reason) = then {
+            self.close_now(reactor, reason);
+        }
+    }
+
+    /// Closes the socket now and queues `connection_lost`.
+    pub(crate) fn close_now(self: &Rc<Self>, reactor: &Reactor, reason: ConnectionLost) {
+        let linger = {
+            let mut io = self.io.borrow_mut();
+            if io.flags.closed {
+                return;
+            }
+            io.flags.closed = true;
+            io.reason = Some(reason);
+            io.out = VecDeque::new();
+            io.out_len = 0;
+            if let Some(mut s) = io.socket.take() {
+                let _ = reactor.registry().deregister(s.source());
+            }
+            io.linger.take()
+        };
+        if let Some(l) = linger {
+            l.cancel();
+        }
+        reactor.descriptor_freed();
+        self.push(reactor, self.clone(), StreamTask::Finish);
+    }
+
+    /// Delivers `connection_lost` and forgets the connection.
+    fn finish(&self, reactor: &Reactor) {
+        let (token, reason, producer) = {
+            let mut io = self.io.borrow_mut();
+            (
+                io.token,
+                io.reason.take().unwrap_or(ConnectionLost::Clean),
+                io.producer.take(),
+            )
+        };
+        reactor.remove_source(token);
+        if let Some((p, _)) = producer {
+            p.stop_producing();
+        }
+        let protocol = self.protocol.borrow_mut().take();
+        let client = self.client.borrow_mut().take();
+        match client {
+            Some(c) => {
+                if let Some(mut p) = protocol {
+                    p.connection_lost(reason.clone());
+                }
+                c.connection_lost(&reason);
+            }
+            None => {
+                if let Some(mut p) = protocol {
+                    p.connection_lost(reason);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn close_for_shutdown(&self) {
+        self.lose_connection();
+    }
+
+    pub(crate) fn abort_now(self: &Rc<Self>) {
+        if let Some(r) = self.reactor() {
+            self.close_now(&r, ConnectionLost::Aborted);
+        }
+    }
+
+    fn self_rc(&self) -> Option<(Reactor, Rc<StreamConn>)> {
+        Some((self.reactor()?, self.me.upgrade()?))
+    }
+
+    fn write_slices(&self, data: &[&[u8]]) {
+        let Some((reactor, me)) = self.self_rc() else {
+            return;
+        };
+        let then = {
+            let mut io = self.io.borrow_mut();
+            let f = &io.flags;
+            if f.closed || f.disconnecting || f.write_shut || f.half_close_pending {
+                return;
+            }
+            let total: usize = data.iter().map(|d| d.len()).sum();
+            if total == 0 {
+                return;
+            }
+            let mut written = 0;
+            if io.out_len == 0 && !io.flags.write_blocked {
+                match write_through(&mut io, data) {
+                    Ok(n) => written = n,
+                    Err(e) => {
+                        drop(io);
+                        return me.close_now(&reactor, ConnectionLost::from_io(e));
+                    }
+                }
+            }
+            if written < total {
+                enqueue(&mut io, data, written);
+            }
+            me.after_output(&reactor, &mut io)
+        };
+        me.then(&reactor, then);
+    }
+}
+
+/// Writes as much of `data` as the kernel takes now.
+fn write_through(io: &mut Io, data: &[&[u8]]) -> io::Result<usize> {
+    let Some(socket) = io.socket.as_mut() else {
+        return Ok(0);
+    };
+    let total: usize = data.iter().map(|d| d.len()).sum();
+    let mut written = 0;
+    while written < total {
+        let result = if data.len() == 1 {
+            socket.write(&data[0][written..])
+        } else {
+            let mut skip = written;
+            let slices: Vec<IoSlice<'_>> = data
+                .iter()
+                .filter_map(|d| {
+                    if skip >= d.len() {
+                        skip -= d.len();
+                        None
+                    } else {
+                        let s = IoSlice::new(&d[skip..]);
+                        skip = 0;
+                        Some(s)
+                    }
+                })
+                .take(IOV_MAX)
+                .collect();
+            socket.write_vectored(&slices)
+        };
+        match result {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                io.flags.write_blocked = true;
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}
+
+/// Copies what the kernel did not take, from byte `skip` of `data` on.
+fn enqueue(io: &mut Io, data: &[&[u8]], mut skip: usize) {
+    for d in data {
+        if skip >= d.len() {
+            skip -= d.len();
+            continue;
+        }
+        let rest = &d[skip..];
+        skip = 0;
+        io.out_len += rest.len();
+        match io.out.back_mut() {
+            Some(back) if back.len() + rest.len() <= COALESCE => back.extend_from_slice(rest),
+            _ => io.out.push_back(rest.to_vec()),
+        }
+    }
+}
+
+/// Writes the queue with gathering writes until it is empty or the kernel
+/// pushes back.
+fn flush_queue(io: &mut Io) -> io::Result<()> {
+    while io.out_len > 0 && !io.flags.write_blocked {
+        let Some(socket) = io.socket.as_mut() else {
+            return Ok(());
+        };
+        let mut slices = [IoSlice::new(&[]); IOV_MAX];
+        let mut n = 0;
+        for (i, chunk) in io.out.iter().take(IOV_MAX).enumerate() {
+            let start = if i == 0 { io.out_offset } else { 0 };
+            slices[i] = IoSlice::new(&chunk[start..]);
+            n += 1;
+        }
+        match socket.write_vectored(&slices[..n]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(mut written) => {
+                io.out_len -= written;
+                while written > 0 {
+                    let front_left = io.out[0].len() - io.out_offset;
+                    if written >= front_left {
+                        written -= front_left;
+                        io.out.pop_front();
+                        io.out_offset = 0;
+                    } else {
+                        io.out_offset += written;
+                        written = 0;
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => io.flags.write_blocked = true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+impl TransportBackend for StreamConn {
+    fn write(&self, data: &[u8]) {
+        self.write_slices(&[data]);
+    }
+
+    fn write_sequence(&self, data: &[&[u8]]) {
+        self.write_slices(data);
+    }
+
+    fn lose_connection(&self) {
+        let Some((reactor, me)) = self.self_rc() else {
+            return;
+        };
+        let then = {
+            let mut io = self.io.borrow_mut();
+            if io.flags.closed || io.flags.disconnecting {
+                return;
+            }
+            io.flags.disconnecting = true;
+            me.after_output(&reactor, &mut io)
+        };
+        me.then(&reactor, then);
+    }
+
+    fn abort_connection(&self) {
+        if let Some((reactor, me)) = self.self_rc() {
+            me.close_now(&reactor, ConnectionLost::Aborted);
+        }
+    }
+
+    fn timeout_connection(&self) {
+        if let Some((reactor, me)) = self.self_rc() {
+            me.close_now(&reactor, ConnectionLost::TimedOut);
+        }
+    }
+
+    fn half_close(&self) -> bool {
+        let Some((reactor, me)) = self.self_rc() else {
+            return true;
+        };
+        let then = {
+            let mut io = self.io.borrow_mut();
+            if io.flags.closed || io.flags.half_close_pending || io.flags.write_shut {
+                return true;
+            }
+            io.flags.half_close_pending = true;
+            me.after_output(&reactor, &mut io)
+        };
+        me.then(&reactor, then);
+        true
+    }
+
+    fn peer(&self) -> Address {
+        self.io.borrow().peer.clone()
+    }
+
+    fn host(&self) -> Address {
+        let io = self.io.borrow();
+        match &io.socket {
+            Some(s) => s.local_address(),
+            None if io.is_tcp => Address::Tcp(([0, 0, 0, 0], 0).into()),
+            None => Address::Unix(None),
+        }
+    }
+
+    fn pause_producing(&self) {
+        self.io.borrow_mut().flags.paused = true;
+    }
+
+    fn resume_producing(&self) {
+        let Some((reactor, me)) = self.self_rc() else {
+            return;
+        };
+        let mut io = self.io.borrow_mut();
+        io.flags.paused = false;
+        if io.flags.read_pending && !io.flags.closed {
+            io.flags.read_pending = false;
+            drop(io);
+            me.push(&reactor, me.clone(), StreamTask::Read);
+        }
+    }
+
+    fn register_producer(&self, producer: Rc<dyn Producer>, streaming: bool) {
+        let Some((reactor, me)) = self.self_rc() else {
+            producer.stop_producing();
+            return;
+        };
+        let then = {
+            let mut io = self.io.borrow_mut();
+            io.producer = Some((producer, streaming));
+            io.flags.producer_paused = false;
+            io.flags.pull_pending = false;
+            me.after_output(&reactor, &mut io)
+        };
+        me.then(&reactor, then);
+    }
+
+    fn unregister_producer(&self) {
+        self.io.borrow_mut().producer = None;
+    }
+
+    fn set_write_buffer_limits(&self, high: usize, low: usize) {
+        let mut io = self.io.borrow_mut();
+        io.high = high;
+        io.low = low.min(high);
+    }
+
+    fn buffered(&self) -> usize {
+        self.io.borrow().out_len
+    }
+
+    fn is_open(&self) -> bool {
+        let f = &self.io.borrow().flags;
+        !(f.closed || f.disconnecting)
+    }
+}
