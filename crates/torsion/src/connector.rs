@@ -213,7 +213,9 @@ impl Connector {
                 let result = mio::net::UnixStream::connect(&path).map(Socket::Unix);
                 let peer = Address::Unix(Some(path));
                 match result {
-                    Ok(socket) => self.wait_connected(&reactor, socket, peer, VecDeque::new(), None),
+                    Ok(socket) => {
+                        self.wait_connected(&reactor, socket, peer, VecDeque::new(), None)
+                    }
                     Err(e) => self.fail(classify(e, peer)),
                 }
             }
@@ -221,7 +223,12 @@ impl Connector {
     }
 
     /// Tries `addrs` in order until one connects.
-    fn try_addresses(&self, reactor: &Reactor, mut addrs: VecDeque<SocketAddr>, bind: Option<SocketAddr>) {
+    fn try_addresses(
+        &self,
+        reactor: &Reactor,
+        mut addrs: VecDeque<SocketAddr>,
+        bind: Option<SocketAddr>,
+    ) {
         let mut last = None;
         while let Some(addr) = addrs.pop_front() {
             match start_tcp_connect(addr, bind) {
@@ -324,7 +331,11 @@ impl Connector {
             t.cancel();
         }
         self.inner.attempt.borrow_mut().take();
-        let protocol = self.inner.factory.borrow_mut().build_protocol(&pending.peer);
+        let protocol = self
+            .inner
+            .factory
+            .borrow_mut()
+            .build_protocol(&pending.peer);
         let Some(protocol) = protocol else {
             drop(socket);
             reactor.remove_source(pending.token.get());

@@ -104,11 +104,11 @@ impl Listener {
         let token = reactor.insert_source(Source::Listener(listener.clone()));
         listener.token.set(token);
         let registered = match listener.socket.borrow_mut().as_mut() {
-            Some(s) => reactor.registry().register(
-                s.source(),
-                mio::Token(token),
-                mio::Interest::READABLE,
-            ),
+            Some(s) => {
+                reactor
+                    .registry()
+                    .register(s.source(), mio::Token(token), mio::Interest::READABLE)
+            }
             None => Ok(()),
         };
         if let Err(e) = registered {

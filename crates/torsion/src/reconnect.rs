@@ -191,13 +191,20 @@ impl<F: ClientFactory> ReconnectingClientFactory<F> {
 
     /// How much each delay grows (at least 1).
     pub fn factor(self, f: f64) -> Self {
-        self.control.state.factor.set(if f.is_finite() { f.max(1.0) } else { 1.0 });
+        self.control
+            .state
+            .factor
+            .set(if f.is_finite() { f.max(1.0) } else { 1.0 });
         self
     }
 
     /// The random spread, as a fraction of the delay (0 for none; at most 1).
     pub fn jitter(self, j: f64) -> Self {
-        self.control.state.jitter.set(if j.is_finite() { j.clamp(0.0, 1.0) } else { 0.0 });
+        self.control.state.jitter.set(if j.is_finite() {
+            j.clamp(0.0, 1.0)
+        } else {
+            0.0
+        });
         self
     }
 

@@ -252,7 +252,9 @@ impl StreamConn {
             self.flush(reactor);
         }
         if event.is_readable() || event.is_read_closed() || event.is_error() {
-            self.read(reactor);
+            // A short read drains the socket only if no end of file or
+            // error came with the same edge; otherwise read on to see it.
+            self.read(reactor, !(event.is_read_closed() || event.is_error()));
         }
     }
 
@@ -261,7 +263,7 @@ impl StreamConn {
             StreamTask::Finish => self.finish(reactor),
             StreamTask::Read => {
                 self.io.borrow_mut().flags.read_pending = false;
-                self.read(reactor)
+                self.read(reactor, false)
             }
             StreamTask::PauseProducer | StreamTask::ResumeProducer => {
                 let producer = {
@@ -283,7 +285,11 @@ impl StreamConn {
         }
     }
 
-    fn read(self: &Rc<Self>, reactor: &Reactor) {
+    /// Reads and delivers input. With `short_read_drains`, a read that
+    /// does not fill the buffer ends the pass (the edge-triggered poller
+    /// reports new input as a new event); otherwise reading goes on until
+    /// the kernel says it would block.
+    fn read(self: &Rc<Self>, reactor: &Reactor, short_read_drains: bool) {
         for round in 0.. {
             {
                 let mut io = self.io.borrow_mut();
@@ -323,7 +329,7 @@ impl StreamConn {
                     }
                     let full = n == buf.len();
                     reactor.return_read_buffer(buf);
-                    if !full {
+                    if !full && short_read_drains {
                         return;
                     }
                 }
@@ -427,10 +433,10 @@ impl StreamConn {
                     conn.close_now(&r, ConnectionLost::Clean);
                 }
             }));
-            if io.flags.read_pending {
-                io.flags.read_pending = false;
-                self.push(reactor, self.clone(), StreamTask::Read);
-            }
+            // Input that arrived while the queue flushed was not read;
+            // look for the peer's end of file now.
+            io.flags.read_pending = false;
+            self.push(reactor, self.clone(), StreamTask::Read);
         }
         Then::Nothing
     }

@@ -167,13 +167,23 @@ impl Reactor {
         let listen = listen.into();
         let socket = listen.bind()?;
         let address = Address::Tcp(socket.local_addr()?);
-        Listener::start(self, ListenSocket::Tcp(socket), address, Box::new(factory), None)
+        Listener::start(
+            self,
+            ListenSocket::Tcp(socket),
+            address,
+            Box::new(factory),
+            None,
+        )
     }
 
     /// Connects over TCP; `factory` builds the protocol once connected and
     /// hears of failure. The attempt starts at once; the returned
     /// [`Connector`] can stop it, or connect again later.
-    pub fn connect_tcp(&self, connect: impl Into<TcpConnect>, factory: impl ClientFactory) -> Connector {
+    pub fn connect_tcp(
+        &self,
+        connect: impl Into<TcpConnect>,
+        factory: impl ClientFactory,
+    ) -> Connector {
         let c = connect.into();
         let target = Target::Tcp {
             host: c.host,

@@ -121,13 +121,19 @@ impl Reactor {
     /// port.stop_listening(); // removes the socket file
     /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
-    pub fn listen_unix(&self, listen: UnixListen, factory: impl Factory) -> io::Result<ListeningPort> {
+    pub fn listen_unix(
+        &self,
+        listen: UnixListen,
+        factory: impl Factory,
+    ) -> io::Result<ListeningPort> {
         remove_stale_socket(&listen.path)?;
         let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
         socket.set_nonblocking(true)?;
         socket.bind(&socket2::SockAddr::unix(&listen.path)?)?;
         if let Some(mode) = listen.mode {
-            if let Err(e) = std::fs::set_permissions(&listen.path, std::fs::Permissions::from_mode(mode)) {
+            if let Err(e) =
+                std::fs::set_permissions(&listen.path, std::fs::Permissions::from_mode(mode))
+            {
                 let _ = std::fs::remove_file(&listen.path);
                 return Err(e);
             }
@@ -139,7 +145,13 @@ impl Reactor {
         let std_listener: std::os::unix::net::UnixListener = socket.into();
         let socket = mio::net::UnixListener::from_std(std_listener);
         let address = Address::Unix(Some(listen.path.clone()));
-        Listener::start(self, ListenSocket::Unix(socket), address, Box::new(factory), Some(listen.path))
+        Listener::start(
+            self,
+            ListenSocket::Unix(socket),
+            address,
+            Box::new(factory),
+            Some(listen.path),
+        )
     }
 
     /// Connects to a Unix stream socket.

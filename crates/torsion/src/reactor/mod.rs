@@ -644,11 +644,11 @@ impl Reactor {
         }
         let mut pipe = signals::SignalPipe::new()?;
         let key = self.inner.sources.borrow_mut().insert(Source::Signals);
-        if let Err(e) = self.inner.registry.register(
-            pipe.source(),
-            Token(key),
-            mio::Interest::READABLE,
-        ) {
+        if let Err(e) =
+            self.inner
+                .registry
+                .register(pipe.source(), Token(key), mio::Interest::READABLE)
+        {
             self.inner.sources.borrow_mut().remove(key);
             return Err(e);
         }
@@ -665,17 +665,15 @@ impl Reactor {
         work: impl FnOnce() -> T + Send + 'static,
         done: impl FnOnce(Result<T, String>) + 'static,
     ) {
-        let key = self
-            .inner
-            .continuations
-            .borrow_mut()
-            .insert(Box::new(move |value: Box<dyn Any + Send>| {
+        let key = self.inner.continuations.borrow_mut().insert(Box::new(
+            move |value: Box<dyn Any + Send>| {
                 let result = match value.downcast::<Result<T, String>>() {
                     Ok(r) => *r,
                     Err(_) => Err("result of an unexpected type".to_string()),
                 };
                 done(result)
-            }));
+            },
+        ));
         let handle = self.handle();
         let spawned = std::thread::Builder::new()
             .name("torsion-blocking".into())

@@ -20,7 +20,10 @@ impl SignalPipe {
         write.set_nonblocking(true)?;
         let mut ids = Vec::new();
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            ids.push(signal_hook::low_level::pipe::register(sig, write.try_clone()?)?);
+            ids.push(signal_hook::low_level::pipe::register(
+                sig,
+                write.try_clone()?,
+            )?);
         }
         Ok(SignalPipe {
             read: mio::net::UnixStream::from_std(read),

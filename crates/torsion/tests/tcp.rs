@@ -1,0 +1,585 @@
+//! TCP transports over real loopback sockets: the Protocol and Transport
+//! contracts, one test each.
+
+mod common;
+
+use common::*;
+use std::cell::{Cell, RefCell};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+use torsion::{Address, ConnectionLost, Producer, Reactor, TcpConnect, Transport};
+
+fn client(addr: std::net::SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+fn read_to_end_counting(mut s: TcpStream) -> (usize, Option<std::io::ErrorKind>) {
+    let mut buf = vec![0u8; 65536];
+    let mut n = 0;
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (n, None),
+            Ok(k) => n += k,
+            Err(e) => return (n, Some(e.kind())),
+        }
+    }
+}
+
+#[test]
+fn port_zero_reports_the_real_port_and_stop_listening_refuses() {
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let (port, addr) = listen(&reactor, move || Scripted::new(&l));
+    assert_ne!(addr.port(), 0);
+    assert!(port.is_listening());
+    port.stop_listening();
+    assert!(!port.is_listening());
+    reactor.run_until_idle().unwrap();
+    let err = TcpStream::connect(addr).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn made_first_once_and_lost_last_once_with_clean_close() {
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let (_port, addr) = listen(&reactor, move || Scripted::new(&l));
+    let t = thread::spawn(move || {
+        let mut s = client(addr);
+        s.write_all(b"hello").unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+        rest
+    });
+    spin_until(&reactor, || lost_count(&log) == 1);
+    assert_eq!(t.join().unwrap(), b"");
+    assert_eq!(
+        shape(&log),
+        vec![Ev::Made, Ev::Data(vec![]), Ev::ReadLost, Ev::Lost("clean")]
+    );
+    assert_eq!(data_of(&log), b"hello");
+    // Nothing more arrives after connection_lost.
+    reactor.run_until_idle().unwrap();
+    assert_eq!(lost_count(&log), 1);
+}
+
+#[test]
+fn echo_a_mebibyte_byte_exact() {
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let (_port, addr) = listen(&reactor, move || Scripted::echo(&l));
+    let payload = random_bytes(1 << 20, 7);
+    let p = payload.clone();
+    let t = thread::spawn(move || {
+        let s = client(addr);
+        let mut w = s.try_clone().unwrap();
+        let writer = thread::spawn(move || {
+            w.write_all(&p).unwrap();
+            w.shutdown(Shutdown::Write).unwrap();
+        });
+        let mut got = Vec::new();
+        let mut r = s;
+        r.read_to_end(&mut got).unwrap();
+        writer.join().unwrap();
+        got
+    });
+    spin_until(&reactor, || lost_count(&log) == 1);
+    let got = t.join().unwrap();
+    assert_eq!(got.len(), payload.len());
+    assert!(got == payload, "echoed bytes differ");
+    assert_eq!(lost(&log), Some("clean"));
+}
+
+#[test]
+fn two_hundred_concurrent_clients_get_their_own_bytes() {
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let (_port, addr) = listen(&reactor, move || Scripted::echo(&l));
+    let clients: Vec<_> = (0..200u64)
+        .map(|i| {
+            thread::spawn(move || {
+                let mut s = client(addr);
+                let mine = random_bytes(4096 + i as usize, i + 1);
+                s.write_all(&mine).unwrap();
+                s.shutdown(Shutdown::Write).unwrap();
+                let mut got = Vec::new();
+                s.read_to_end(&mut got).unwrap();
+                got == mine
+            })
+        })
+        .collect();
+    spin_until(&reactor, || lost_count(&log) == 200);
+    for c in clients {
+        assert!(c.join().unwrap());
+    }
+    assert!(log
+        .borrow()
+        .iter()
+        .all(|e| !matches!(e, Ev::Lost(k) if *k != "clean")));
+}
+
+const TEN_MIB: usize = 10 << 20;
+
+#[test]
+fn lose_connection_delivers_everything_queued() {
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let queued = Rc::new(Cell::new(0));
+    let q = queued.clone();
+    let (_port, addr) = listen(&reactor, move || {
+        let q = q.clone();
+        Scripted::new(&l).made(move |t| {
+            let block = vec![0xA5u8; 1 << 20];
+            for _ in 0..10 {
+                t.write(&block);
+            }
+            q.set(t.buffered());
+            t.lose_connection();
+            t.write(b"ignored after lose_connection");
+        })
+    });
+    let (tx, rx) = mpsc::channel();
+    let t = thread::spawn(move || {
+        let s = client(addr);
+        // Let the server queue before reading, so the queue is real.
+        rx.recv().unwrap();
+        read_to_end_counting(s)
+    });
+    spin_until(&reactor, || queued.get() > 0);
+    assert!(
+        queued.get() > 0,
+        "the kernel took all 10 MiB: nothing was queued"
+    );
+    tx.send(()).unwrap();
+    spin_until(&reactor, || lost_count(&log) == 1);
+    let (n, err) = t.join().unwrap();
+    assert_eq!(err, None);
+    assert_eq!(n, TEN_MIB);
+    assert_eq!(lost(&log), Some("clean"));
+}
+
+#[test]
+fn abort_connection_drops_what_is_queued() {
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let (_port, addr) = listen(&reactor, move || {
+        Scripted::new(&l).made(move |t| {
+            let block = vec![0x5Au8; 1 << 20];
+            for _ in 0..10 {
+                t.write(&block);
+            }
+            t.abort_connection();
+            assert!(!t.is_open());
+            assert_eq!(t.buffered(), 0);
+        })
+    });
+    let t = thread::spawn(move || read_to_end_counting(client(addr)));
+    spin_until(&reactor, || lost_count(&log) == 1);
+    let (n, _) = t.join().unwrap();
+    assert!(n < TEN_MIB, "abort delivered everything ({n} bytes)");
+    assert_eq!(lost(&log), Some("aborted"));
+}
+
+#[test]
+fn timeout_connection_reports_a_timeout() {
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let (_port, addr) = listen(&reactor, move || {
+        Scripted::new(&l).data(|t, _| t.timeout_connection())
+    });
+    let t = thread::spawn(move || {
+        let mut s = client(addr);
+        s.write_all(b"x").unwrap();
+        read_to_end_counting(s)
+    });
+    spin_until(&reactor, || lost_count(&log) == 1);
+    t.join().unwrap();
+    assert_eq!(lost(&log), Some("timed out"));
+}
+
+#[test]
+fn a_peer_reset_is_reported_as_a_reset() {
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let (_port, addr) = listen(&reactor, move || Scripted::new(&l));
+    let s = socket2::Socket::from(client(addr));
+    spin_until(&reactor, || log.borrow().contains(&Ev::Made));
+    s.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(s); // close with SO_LINGER 0: the kernel sends RST
+    spin_until(&reactor, || lost_count(&log) == 1);
+    assert_eq!(lost(&log), Some("reset"));
+}
+
+#[test]
+fn peer_half_close_lets_a_protocol_keep_writing() {
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let port = reactor.listen_tcp(loopback(0), move |_: &Address| {
+        let got = Rc::new(RefCell::new(Vec::new()));
+        let g = got.clone();
+        let mut s = Scripted::new(&l)
+            .data(move |_, d| g.borrow_mut().extend_from_slice(d))
+            .keep_writing_on_eof();
+        let t = s.transport.clone();
+        // Reply after end of file: the write side is still open.
+        s.on_made = Box::new(|_| {});
+        let reply = Rc::new(move || {
+            if let Some(t) = t.borrow().as_ref() {
+                let mut answer = b"you said: ".to_vec();
+                answer.extend_from_slice(&got.borrow());
+                t.write(&answer);
+                t.lose_connection();
+            }
+        });
+        HalfCloseReplier { inner: s, reply }
+    });
+    let addr = port.unwrap().address().socket_addr().unwrap();
+    let t = thread::spawn(move || {
+        let mut s = client(addr);
+        s.write_all(b"ping").unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        got
+    });
+    spin_until(&reactor, || lost_count(&log) == 1);
+    assert_eq!(t.join().unwrap(), b"you said: ping");
+    assert_eq!(lost(&log), Some("clean"));
+}
+
+/// Wraps `Scripted` to act when the read side closes.
+struct HalfCloseReplier {
+    inner: Scripted,
+    reply: Rc<dyn Fn()>,
+}
+
+impl torsion::Protocol for HalfCloseReplier {
+    fn connection_made(&mut self, t: Transport) {
+        self.inner.connection_made(t)
+    }
+    fn data_received(&mut self, d: &[u8]) {
+        self.inner.data_received(d)
+    }
+    fn read_connection_lost(&mut self) -> torsion::HalfClose {
+        let r = self.inner.read_connection_lost();
+        (self.reply)();
+        r
+    }
+    fn connection_lost(&mut self, reason: ConnectionLost) {
+        self.inner.connection_lost(reason)
+    }
+}
+
+#[test]
+fn half_close_shuts_our_write_side_and_keeps_reading() {
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let (_port, addr) = listen(&reactor, move || {
+        Scripted::new(&l).made(|t| {
+            t.write(b"bye for now");
+            assert!(t.half_close());
+            t.write(b"never sent: the write side is shut");
+        })
+    });
+    let t = thread::spawn(move || {
+        let mut s = client(addr);
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap(); // EOF from the server's half-close
+        s.write_all(b"still talking").unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        got
+    });
+    spin_until(&reactor, || lost_count(&log) == 1);
+    assert_eq!(t.join().unwrap(), b"bye for now");
+    assert_eq!(data_of(&log), b"still talking");
+    assert_eq!(lost(&log), Some("clean"));
+}
+
+#[test]
+fn pause_producing_stops_reading_until_resumed() {
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let transports: Rc<RefCell<Vec<Transport>>> = Rc::default();
+    let ts = transports.clone();
+    let (_port, addr) = listen(&reactor, move || {
+        let ts = ts.clone();
+        Scripted::new(&l).made(move |t| {
+            t.pause_producing();
+            ts.borrow_mut().push(t.clone());
+        })
+    });
+    let (tx, rx) = mpsc::channel::<()>();
+    let t = thread::spawn(move || {
+        let mut s = client(addr);
+        s.write_all(b"held back").unwrap();
+        rx.recv().unwrap();
+    });
+    spin_until(&reactor, || !transports.borrow().is_empty());
+    // Give the bytes every chance to arrive: none is delivered while paused.
+    for _ in 0..20 {
+        reactor.iterate(Some(Duration::from_millis(5))).unwrap();
+    }
+    assert_eq!(data_of(&log), b"");
+    transports.borrow()[0].resume_producing();
+    spin_until(&reactor, || data_of(&log) == b"held back");
+    tx.send(()).unwrap();
+    t.join().unwrap();
+}
+
+/// A streaming producer that writes a chunk per reactor step until paused.
+struct Chunker {
+    reactor: Reactor,
+    transport: Transport,
+    paused: Cell<bool>,
+    stopped: Cell<bool>,
+    pauses: Cell<usize>,
+    resumes: Cell<usize>,
+    sent: Cell<usize>,
+    total: usize,
+    max_buffered: Cell<usize>,
+    me: RefCell<Option<std::rc::Weak<Chunker>>>,
+}
+
+const CHUNK: usize = 16 * 1024;
+
+impl Chunker {
+    fn step(self: Rc<Self>) {
+        if self.paused.get() || self.stopped.get() {
+            return;
+        }
+        if self.sent.get() >= self.total {
+            self.transport.unregister_producer();
+            self.transport.lose_connection();
+            return;
+        }
+        self.transport.write(&[b'c'; CHUNK]);
+        self.sent.set(self.sent.get() + CHUNK);
+        self.max_buffered
+            .set(self.max_buffered.get().max(self.transport.buffered()));
+        let me = self.clone();
+        self.reactor.call_soon(move || me.step());
+    }
+}
+
+impl Producer for Chunker {
+    fn pause_producing(&self) {
+        self.paused.set(true);
+        self.pauses.set(self.pauses.get() + 1);
+    }
+    fn resume_producing(&self) {
+        self.paused.set(false);
+        self.resumes.set(self.resumes.get() + 1);
+        if let Some(me) = self.me.borrow().as_ref().and_then(|w| w.upgrade()) {
+            me.step();
+        }
+    }
+    fn stop_producing(&self) {
+        self.stopped.set(true);
+    }
+}
+
+#[test]
+fn a_slow_reader_pauses_the_producer_and_bounds_the_queue() {
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let producer: Rc<RefCell<Option<Rc<Chunker>>>> = Rc::default();
+    let p = producer.clone();
+    let r = reactor.clone();
+    let total = 8 << 20;
+    let (_port, addr) = listen(&reactor, move || {
+        let p = p.clone();
+        let r = r.clone();
+        Scripted::new(&l).made(move |t| {
+            let c = Rc::new(Chunker {
+                reactor: r.clone(),
+                transport: t.clone(),
+                paused: Cell::new(false),
+                stopped: Cell::new(false),
+                pauses: Cell::new(0),
+                resumes: Cell::new(0),
+                sent: Cell::new(0),
+                total,
+                max_buffered: Cell::new(0),
+                me: RefCell::new(None),
+            });
+            *c.me.borrow_mut() = Some(Rc::downgrade(&c));
+            t.register_producer(c.clone(), true);
+            let first = c.clone();
+            r.call_soon(move || first.step());
+            *p.borrow_mut() = Some(c);
+        })
+    });
+    let (tx, rx) = mpsc::channel::<()>();
+    let t = thread::spawn(move || {
+        let s = client(addr);
+        rx.recv().unwrap(); // read nothing until the producer was paused
+        read_to_end_counting(s)
+    });
+    spin_until(&reactor, || {
+        producer
+            .borrow()
+            .as_ref()
+            .is_some_and(|c| c.pauses.get() > 0)
+    });
+    tx.send(()).unwrap();
+    spin_until(&reactor, || lost_count(&log) == 1);
+    let (n, err) = t.join().unwrap();
+    assert_eq!(err, None);
+    assert_eq!(n, total);
+    let c = producer.borrow().clone().unwrap();
+    assert!(c.resumes.get() > 0, "never resumed");
+    assert!(
+        c.max_buffered.get() <= torsion::DEFAULT_HIGH_WATER + CHUNK,
+        "queue grew to {} bytes",
+        c.max_buffered.get()
+    );
+}
+
+#[test]
+fn closing_another_connection_is_not_reentrant() {
+    // Connection A, when it gets data, aborts connection B. B's
+    // connection_lost must come later, not from inside A's data_received.
+    let reactor = Reactor::new().unwrap();
+    let inside_a = Rc::new(Cell::new(false));
+    let b_lost_inside_a = Rc::new(Cell::new(None::<bool>));
+    let transports: Rc<RefCell<Vec<Transport>>> = Rc::default();
+    let ts = transports.clone();
+    let (ia, bl) = (inside_a.clone(), b_lost_inside_a.clone());
+    let port = reactor
+        .listen_tcp(loopback(0), move |_: &Address| ReentryProbe {
+            index: ts.borrow().len(),
+            transports: ts.clone(),
+            inside_a: ia.clone(),
+            b_lost_inside_a: bl.clone(),
+        })
+        .unwrap();
+    let addr = port.address().socket_addr().unwrap();
+    let mut b = client(addr);
+    spin_until(&reactor, || transports.borrow().len() == 1);
+    let mut a = client(addr);
+    spin_until(&reactor, || transports.borrow().len() == 2);
+    // The first accepted is index 0 ("B"); the second ("A") aborts it.
+    a.write_all(b"go").unwrap();
+    spin_until(&reactor, || b_lost_inside_a.get().is_some());
+    assert_eq!(b_lost_inside_a.get(), Some(false));
+    let mut buf = [0u8; 8];
+    let _ = b.read(&mut buf);
+}
+
+struct ReentryProbe {
+    index: usize,
+    transports: Rc<RefCell<Vec<Transport>>>,
+    inside_a: Rc<Cell<bool>>,
+    b_lost_inside_a: Rc<Cell<Option<bool>>>,
+}
+
+impl torsion::Protocol for ReentryProbe {
+    fn connection_made(&mut self, t: Transport) {
+        self.transports.borrow_mut().push(t);
+    }
+    fn data_received(&mut self, _: &[u8]) {
+        if self.index == 1 {
+            self.inside_a.set(true);
+            let b = self.transports.borrow()[0].clone();
+            b.abort_connection();
+            self.inside_a.set(false);
+        }
+    }
+    fn connection_lost(&mut self, _: ConnectionLost) {
+        if self.index == 0 {
+            self.b_lost_inside_a.set(Some(self.inside_a.get()));
+        }
+    }
+}
+
+#[test]
+fn clients_connect_and_talk_to_servers_on_one_reactor() {
+    let reactor = Reactor::new().unwrap();
+    let server_log = Log::default();
+    let sl = server_log.clone();
+    let (_port, addr) = listen(&reactor, move || Scripted::echo(&sl));
+    let client_log = Log::default();
+    let cl = client_log.clone();
+    let connector = reactor.connect_tcp(
+        TcpConnect::new("127.0.0.1", addr.port()).timeout(Duration::from_secs(5)),
+        move |_: &Address| {
+            Scripted::new(&cl).made(|t| {
+                t.write_sequence(&[b"one ", b"two ", b"three"]);
+            })
+        },
+    );
+    spin_until(&reactor, || data_of(&client_log) == b"one two three");
+    let t = connector.transport().unwrap();
+    assert_eq!(t.peer(), Address::Tcp(addr));
+    assert_eq!(t.host().socket_addr().unwrap().ip(), addr.ip());
+    connector.disconnect();
+    spin_until(&reactor, || {
+        lost_count(&client_log) == 1 && lost_count(&server_log) == 1
+    });
+    assert_eq!(lost(&client_log), Some("clean"));
+    assert_eq!(lost(&server_log), Some("clean"));
+    assert!(!connector.is_connected());
+}
+
+#[test]
+fn connecting_by_host_name_resolves_off_the_reactor_thread() {
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let (_port, addr) = listen(&reactor, move || Scripted::echo(&l));
+    let client_log = Log::default();
+    let cl = client_log.clone();
+    let connector = reactor.connect_tcp(
+        TcpConnect::new("localhost", addr.port()),
+        move |_: &Address| Scripted::new(&cl).made(|t| t.write(b"by name")),
+    );
+    spin_until(&reactor, || data_of(&client_log) == b"by name");
+    connector.disconnect();
+    spin_until(&reactor, || lost_count(&client_log) == 1);
+}
+
+#[test]
+fn bind_address_sets_the_local_end() {
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let peers: Rc<RefCell<Vec<Address>>> = Rc::default();
+    let ps = peers.clone();
+    let port = reactor
+        .listen_tcp(loopback(0), move |peer: &Address| {
+            ps.borrow_mut().push(peer.clone());
+            Scripted::new(&l)
+        })
+        .unwrap();
+    let addr = port.address().socket_addr().unwrap();
+    let connector = reactor.connect_tcp(
+        TcpConnect::new("127.0.0.1", addr.port()).bind_address("127.0.0.1:0".parse().unwrap()),
+        |_: &Address| Scripted::new(&Log::default()),
+    );
+    spin_until(&reactor, || {
+        !peers.borrow().is_empty() && connector.is_connected()
+    });
+    let local = connector.transport().unwrap().host();
+    assert_eq!(peers.borrow()[0], local);
+    connector.disconnect();
+    spin_until(&reactor, || lost_count(&log) == 1);
+}
