@@ -160,11 +160,9 @@ impl Connector {
         let id = self.inner.attempt_id.get() + 1;
         self.inner.attempt_id.set(id);
         let me = self.clone();
-        reactor.call_soon(move || {
-            if me.inner.attempt_id.get() == id {
-                me.inner.factory.borrow_mut().started_connecting(&me);
-            }
-        });
+        // Queued before any failure of this attempt can be, so the factory
+        // always hears "started" first.
+        reactor.call_soon(move || me.inner.factory.borrow_mut().started_connecting(&me));
         if let Some(t) = self.inner.timeout {
             let me = self.clone();
             let timer = reactor.call_later(t, move || {

@@ -74,6 +74,17 @@ impl Socket {
         }
     }
 
+    /// Makes closing send a reset rather than an orderly end of stream, so
+    /// the peer cannot mistake an abort (queued data dropped) for a clean
+    /// close.
+    fn reset_on_close(&self) {
+        let sock = match self {
+            Socket::Tcp(s) => socket2::SockRef::from(s),
+            Socket::Unix(_) => return,
+        };
+        let _ = sock.set_linger(Some(Duration::ZERO));
+    }
+
     fn shutdown_write(&self) -> io::Result<()> {
         match self {
             Socket::Tcp(s) => s.shutdown(Shutdown::Write),
@@ -460,6 +471,12 @@ impl StreamConn {
             io.out_len = 0;
             if let Some(mut s) = io.socket.take() {
                 let _ = reactor.registry().deregister(s.source());
+                if matches!(
+                    io.reason,
+                    Some(ConnectionLost::Aborted | ConnectionLost::TimedOut)
+                ) {
+                    s.reset_on_close();
+                }
             }
             io.linger.take()
         };

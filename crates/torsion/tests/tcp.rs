@@ -188,8 +188,10 @@ fn abort_connection_drops_what_is_queued() {
     });
     let t = thread::spawn(move || read_to_end_counting(client(addr)));
     spin_until(&reactor, || lost_count(&log) == 1);
-    let (n, _) = t.join().unwrap();
+    let (n, err) = t.join().unwrap();
     assert!(n < TEN_MIB, "abort delivered everything ({n} bytes)");
+    // The peer learns that data was dropped: a reset, not an orderly end.
+    assert_eq!(err, Some(std::io::ErrorKind::ConnectionReset));
     assert_eq!(lost(&log), Some("aborted"));
 }
 

@@ -38,7 +38,7 @@ use crate::tcp::{TcpConnect, TcpListen};
 use crate::unix::{UnixConnect, UnixListen};
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv6Addr, SocketAddr};
 
 /// A parsed server endpoint on a reactor, ready to listen.
 #[derive(Clone, Debug)]
@@ -151,7 +151,7 @@ impl ClientEndpoint {
                     c = c.timeout(*t);
                 }
                 if let Some(ip) = bind_address {
-                    c = c.bind_address(SocketAddr::new(IpAddr::from(*ip), 0));
+                    c = c.bind_address(SocketAddr::new(*ip, 0));
                 }
                 self.reactor.connect_tcp(c, factory)
             }

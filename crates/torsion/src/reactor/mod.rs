@@ -373,8 +373,6 @@ impl Reactor {
     /// complete. A reactor may be run again after it returns.
     pub fn run(&self) -> io::Result<()> {
         self.inner.state.set(State::Running);
-        self.inner.stop_requested.set(false);
-        self.inner.shared.stop.store(false, Ordering::SeqCst);
         for phase in [Phase::Before, Phase::During, Phase::After] {
             self.fire_triggers(phase, SystemEvent::Startup);
         }
@@ -382,11 +380,13 @@ impl Reactor {
             self.turn(None)?;
         }
         self.inner.state.set(State::Idle);
+        self.inner.stop_requested.set(false);
         Ok(())
     }
 
     /// Starts the shutdown sequence; [`run`](Self::run) returns once it
     /// completes. Safe to call from any callback, any number of times.
+    /// Called before `run`, it makes `run` shut down at once.
     pub fn stop(&self) {
         self.inner.stop_requested.set(true);
     }
@@ -574,10 +574,6 @@ impl Reactor {
                 }
                 self.fire_triggers(Phase::After, SystemEvent::Shutdown);
                 inner.state.set(State::Stopped);
-            }
-            State::Idle if inner.stop_requested.get() => {
-                // stop() before run(): nothing to shut down.
-                inner.stop_requested.set(false);
             }
             _ => {}
         }
