@@ -392,7 +392,7 @@ impl StreamConn {
     /// Bookkeeping after the queue changed: producers, and the closing
     /// steps that wait for an empty queue.
     fn after_output(self: &Rc<Self>, reactor: &Reactor, io: &mut Io) -> Then {
-        if io.out_len == 0 && !io.out.is_empty() {
+        if io.out_len == 0 && io.out.capacity() > 0 {
             io.out = VecDeque::new();
             io.out_offset = 0;
         }
@@ -776,5 +776,103 @@ impl TransportBackend for StreamConn {
     fn is_open(&self) -> bool {
         let f = &self.io.borrow().flags;
         !(f.closed || f.disconnecting)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::TcpListen;
+
+    struct Quiet;
+    impl Protocol for Quiet {
+        fn data_received(&mut self, _: &[u8]) {}
+    }
+
+    impl StreamConn {
+        /// Bytes of heap this connection holds for buffering.
+        fn buffer_capacity(&self) -> usize {
+            let io = self.io.borrow();
+            io.out.capacity() * std::mem::size_of::<Vec<u8>>()
+                + io.out.iter().map(|c| c.capacity()).sum::<usize>()
+        }
+    }
+
+    fn streams(reactor: &Reactor) -> Vec<Rc<StreamConn>> {
+        reactor
+            .inner
+            .sources
+            .borrow()
+            .iter()
+            .filter_map(|(_, s)| match s {
+                Source::Stream(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn spin(reactor: &Reactor, mut cond: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(std::time::Instant::now() < deadline);
+            reactor.iterate(Some(Duration::from_millis(5))).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_idle_connection_holds_no_buffer_even_after_its_first_events() {
+        let reactor = Reactor::new().unwrap();
+        let transports = Rc::new(RefCell::new(Vec::new()));
+        let ts = transports.clone();
+        struct Keep(Rc<RefCell<Vec<Transport>>>);
+        impl Protocol for Keep {
+            fn connection_made(&mut self, t: Transport) {
+                self.0.borrow_mut().push(t);
+            }
+            fn data_received(&mut self, _: &[u8]) {}
+        }
+        let port = reactor
+            .listen_tcp(
+                TcpListen::new(0).interface([127, 0, 0, 1]),
+                move |_: &Address| Keep(ts.clone()),
+            )
+            .unwrap();
+        let addr = port.address().socket_addr().unwrap();
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        spin(&reactor, || !transports.borrow().is_empty());
+        // The spurious first readiness events of a new socket.
+        for _ in 0..5 {
+            reactor.iterate(Some(Duration::from_millis(1))).unwrap();
+        }
+        let conns = streams(&reactor);
+        assert_eq!(conns.len(), 1);
+        assert_eq!(conns[0].buffer_capacity(), 0);
+
+        // After a burst that had to be queued and then drained, the queue's
+        // memory is given back.
+        let t = transports.borrow()[0].clone();
+        t.write(&vec![9u8; 8 << 20]);
+        assert!(t.buffered() > 0);
+        assert!(conns[0].buffer_capacity() > 0);
+        let reader = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            let mut n = 0;
+            while n < 8 << 20 {
+                n += client.read(&mut buf).unwrap();
+            }
+            client
+        });
+        spin(&reactor, || t.buffered() == 0);
+        let _client = reader.join().unwrap();
+        assert_eq!(conns[0].buffer_capacity(), 0);
+    }
+
+    #[test]
+    fn a_connection_is_small() {
+        // What one connection costs the engine beyond the kernel's socket:
+        // the cell (this) plus the protocol the user chose.
+        let size = std::mem::size_of::<StreamConn>();
+        assert!(size <= 288, "StreamConn grew to {size} bytes");
+        let _ = Quiet;
     }
 }

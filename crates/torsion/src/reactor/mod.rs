@@ -184,7 +184,7 @@ pub(crate) struct Inner {
     poll: RefCell<Poll>,
     registry: mio::Registry,
     events: RefCell<Option<Events>>,
-    sources: RefCell<Slab<Source>>,
+    pub(crate) sources: RefCell<Slab<Source>>,
     timers: RefCell<TimerQueue<Callback>>,
     ready: RefCell<VecDeque<Task>>,
     read_buf: RefCell<Vec<u8>>,
