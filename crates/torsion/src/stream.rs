@@ -576,22 +576,22 @@ fn write_through(io: &mut Io, data: &[&[u8]]) -> io::Result<usize> {
         let result = if data.len() == 1 {
             socket.write(&data[0][written..])
         } else {
+            let mut slices = [IoSlice::new(&[]); IOV_MAX];
+            let mut n = 0;
             let mut skip = written;
-            let slices: Vec<IoSlice<'_>> = data
-                .iter()
-                .filter_map(|d| {
-                    if skip >= d.len() {
-                        skip -= d.len();
-                        None
-                    } else {
-                        let s = IoSlice::new(&d[skip..]);
-                        skip = 0;
-                        Some(s)
-                    }
-                })
-                .take(IOV_MAX)
-                .collect();
-            socket.write_vectored(&slices)
+            for d in data {
+                if skip >= d.len() {
+                    skip -= d.len();
+                    continue;
+                }
+                if n == IOV_MAX {
+                    break;
+                }
+                slices[n] = IoSlice::new(&d[skip..]);
+                skip = 0;
+                n += 1;
+            }
+            socket.write_vectored(&slices[..n])
         };
         match result {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -865,6 +865,29 @@ mod tests {
         spin(&reactor, || t.buffered() == 0);
         let _client = reader.join().unwrap();
         assert_eq!(conns[0].buffer_capacity(), 0);
+    }
+
+    #[test]
+    fn accepted_and_connected_sockets_have_nodelay() {
+        let reactor = Reactor::new().unwrap();
+        let port = reactor
+            .listen_tcp(
+                TcpListen::new(0).interface([127, 0, 0, 1]),
+                |_: &Address| Quiet,
+            )
+            .unwrap();
+        let addr = port.address().socket_addr().unwrap();
+        let connector = reactor.connect_tcp(addr, |_: &Address| Quiet);
+        spin(&reactor, || {
+            connector.is_connected() && streams(&reactor).len() == 2
+        });
+        for conn in streams(&reactor) {
+            let io = conn.io.borrow();
+            let Some(Socket::Tcp(s)) = io.socket.as_ref() else {
+                panic!("not a TCP socket");
+            };
+            assert!(socket2::SockRef::from(s).tcp_nodelay().unwrap());
+        }
     }
 
     #[test]

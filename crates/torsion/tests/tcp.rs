@@ -585,3 +585,24 @@ fn bind_address_sets_the_local_end() {
     connector.disconnect();
     spin_until(&reactor, || lost_count(&log) == 1);
 }
+
+#[test]
+fn a_factory_may_refuse_a_connection() {
+    struct Picky(Rc<Cell<u32>>);
+    impl torsion::Factory for Picky {
+        fn build_protocol(&mut self, _: &Address) -> Option<Box<dyn torsion::Protocol>> {
+            self.0.set(self.0.get() + 1);
+            None
+        }
+    }
+    let reactor = Reactor::new().unwrap();
+    let asked = Rc::new(Cell::new(0));
+    let port = reactor
+        .listen_tcp(loopback(0), Picky(asked.clone()))
+        .unwrap();
+    let addr = port.address().socket_addr().unwrap();
+    let t = thread::spawn(move || read_to_end_counting(client(addr)));
+    spin_until(&reactor, || asked.get() == 1);
+    // Closed at once: the client reads end of file, nothing else.
+    assert_eq!(t.join().unwrap(), (0, None));
+}
