@@ -12,6 +12,7 @@
 //! callbacks.
 
 use crate::address::Address;
+use crate::defer::{Deferred, Failure, Trigger};
 use crate::protocol::{ClientFactory, ConnectError, ConnectionLost};
 use crate::reactor::{DelayedCall, Inner, Reactor, Source};
 use crate::stream::{Socket, StreamConn};
@@ -23,6 +24,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where a connector connects.
@@ -66,6 +68,8 @@ struct ConnectorInner {
     attempt: RefCell<Option<Rc<PendingConnect>>>,
     timer: RefCell<Option<DelayedCall>>,
     transport: RefCell<Option<Transport>>,
+    /// Deferreds waiting for the current attempt's outcome.
+    waiters: RefCell<Vec<Trigger<Transport>>>,
 }
 
 /// A handle on an outgoing connection: connect (again), stop, disconnect.
@@ -118,6 +122,7 @@ impl Connector {
                 attempt: RefCell::new(None),
                 timer: RefCell::new(None),
                 transport: RefCell::new(None),
+                waiters: RefCell::new(Vec::new()),
             }),
         }
     }
@@ -134,6 +139,45 @@ impl Connector {
     /// The transport of the current connection, while connected.
     pub fn transport(&self) -> Option<Transport> {
         self.inner.transport.borrow().clone()
+    }
+
+    /// A Deferred that fires with the transport once a connection is up
+    /// (at once if one is), or fails with the [`ConnectError`] of the
+    /// attempt under way. With no attempt under way and no connection, it
+    /// fails with [`ConnectError::Cancelled`].
+    ///
+    /// ```
+    /// use torsion::{Address, Protocol, Reactor, TcpConnect, TcpListen};
+    /// struct Nop;
+    /// impl Protocol for Nop { fn data_received(&mut self, _: &[u8]) {} }
+    /// let reactor = Reactor::new().unwrap();
+    /// let port = reactor.listen_tcp(TcpListen::new(0).interface([127, 0, 0, 1]), |_: &Address| Nop).unwrap();
+    /// let connector = reactor.connect_tcp(port.address().socket_addr().unwrap(), |_: &Address| Nop);
+    /// let r = reactor.clone();
+    /// let _ = connector.connected().add_both(move |result| {
+    ///     assert!(result.is_ok());
+    ///     r.stop();
+    ///     Ok::<(), torsion::defer::Failure>(())
+    /// });
+    /// reactor.run().unwrap();
+    /// ```
+    pub fn connected(&self) -> Deferred<Transport> {
+        let d = Deferred::new();
+        match self.inner.state.get() {
+            State::Connected => match self.transport() {
+                Some(t) => {
+                    let _ = d.callback(t);
+                }
+                None => {
+                    let _ = d.errback(Failure::new(ConnectError::Cancelled));
+                }
+            },
+            State::Connecting => self.inner.waiters.borrow_mut().push(d.trigger()),
+            State::Idle => {
+                let _ = d.errback(Failure::new(ConnectError::Cancelled));
+            }
+        }
+        d
     }
 
     /// Whether a connection is up.
@@ -236,7 +280,9 @@ impl Connector {
                 Err(e) => last = Some(classify(e, Address::Tcp(addr))),
             }
         }
-        self.fail(last.unwrap_or(ConnectError::Io(io::ErrorKind::AddrNotAvailable.into())));
+        self.fail(last.unwrap_or(ConnectError::Io(Arc::new(
+            io::ErrorKind::AddrNotAvailable.into(),
+        ))));
     }
 
     fn wait_connected(
@@ -267,7 +313,7 @@ impl Connector {
         };
         if let Err(e) = registered {
             reactor.remove_source(token);
-            return self.fail(ConnectError::Io(e));
+            return self.fail(ConnectError::Io(Arc::new(e)));
         }
         *self.inner.attempt.borrow_mut() = Some(pending);
     }
@@ -315,6 +361,10 @@ impl Connector {
         let id = self.inner.attempt_id.get() + 1;
         self.inner.attempt_id.set(id);
         tracing::debug!(destination = %self.inner.target, error = %reason, "connecting failed");
+        let waiters = std::mem::take(&mut *self.inner.waiters.borrow_mut());
+        for w in waiters {
+            let _ = w.errback(Failure::new(reason.clone()));
+        }
         let me = self.clone();
         reactor.call_soon(move || {
             me.inner
@@ -324,7 +374,7 @@ impl Connector {
         });
     }
 
-    fn connected(&self, reactor: &Reactor, pending: &PendingConnect, socket: Socket) {
+    fn established(&self, reactor: &Reactor, pending: &PendingConnect, socket: Socket) {
         if let Some(t) = self.inner.timer.borrow_mut().take() {
             t.cancel();
         }
@@ -349,9 +399,14 @@ impl Connector {
             Some(self.clone()),
         ) {
             Ok(conn) => {
-                *self.inner.transport.borrow_mut() = Some(Transport::new(conn));
+                let transport = Transport::new(conn);
+                *self.inner.transport.borrow_mut() = Some(transport.clone());
+                let waiters = std::mem::take(&mut *self.inner.waiters.borrow_mut());
+                for w in waiters {
+                    let _ = w.callback(transport.clone());
+                }
             }
-            Err(e) => self.fail(ConnectError::Io(e)),
+            Err(e) => self.fail(ConnectError::Io(Arc::new(e))),
         }
     }
 
@@ -370,7 +425,7 @@ fn classify(e: io::Error, peer: Address) -> ConnectError {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => ConnectError::Refused(peer),
         io::ErrorKind::TimedOut => ConnectError::TimedOut,
-        _ => ConnectError::Io(e),
+        _ => ConnectError::Io(Arc::new(e)),
     }
 }
 
@@ -412,7 +467,7 @@ impl PendingConnect {
             Some(Ok(())) => {
                 let socket = self.socket.borrow_mut().take();
                 if let Some(socket) = socket {
-                    self.connector.connected(reactor, self, socket);
+                    self.connector.established(reactor, self, socket);
                 }
             }
             Some(Err(e)) => {

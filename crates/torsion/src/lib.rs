@@ -66,6 +66,7 @@
 
 mod address;
 mod connector;
+pub mod defer;
 pub mod endpoints;
 mod listener;
 mod protocol;

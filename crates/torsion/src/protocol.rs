@@ -76,7 +76,7 @@ impl ConnectionLost {
 }
 
 /// Why an outgoing connection could not be made.
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error)]
 #[non_exhaustive]
 pub enum ConnectError {
     /// Nothing listens at the address (`ECONNREFUSED`).
@@ -101,7 +101,7 @@ pub enum ConnectError {
     FactoryRefused,
     /// Any other error from the socket calls.
     #[error("connecting failed: {0}")]
-    Io(#[source] io::Error),
+    Io(#[source] Arc<io::Error>),
 }
 
 /// What the engine does after the peer shut its write side (end of file

@@ -44,6 +44,7 @@
 //!    Every protocol gets its `connection_lost`.
 //! 3. `After` triggers run and [`run`](Reactor::run) returns.
 
+mod executor;
 mod signals;
 pub(crate) mod timers;
 
@@ -79,6 +80,8 @@ enum Remote {
     /// The result of work handed to another thread with
     /// [`Reactor::run_in_thread`]; `usize` names its local continuation.
     Done(usize, Box<dyn Any + Send>),
+    /// A spawned future's waker was woken.
+    Wake(usize),
 }
 
 type Continuation = Box<dyn FnOnce(Box<dyn Any + Send>)>;
@@ -173,7 +176,7 @@ enum State {
 }
 
 /// The part of the reactor other threads reach.
-struct Shared {
+pub(crate) struct Shared {
     queue: Mutex<Vec<Remote>>,
     woken: AtomicBool,
     stop: AtomicBool,
@@ -201,6 +204,10 @@ pub(crate) struct Inner {
     starved: RefCell<Vec<Rc<Listener>>>,
     /// Continuations of work running on other threads.
     continuations: RefCell<Slab<Continuation>>,
+    /// Futures spawned on this reactor.
+    tasks: RefCell<Slab<Rc<executor::SpawnedTask>>>,
+    /// The pool behind `task::defer_to_thread`, made on first use.
+    pool: RefCell<Option<crate::task::ThreadPool>>,
 }
 
 /// A single-threaded event loop. Clone it to hand it around: every clone
@@ -269,6 +276,8 @@ impl Reactor {
                 signals: RefCell::new(None),
                 starved: RefCell::new(Vec::new()),
                 continuations: RefCell::new(Slab::new()),
+                tasks: RefCell::new(Slab::new()),
+                pool: RefCell::new(None),
             }),
         })
     }
@@ -515,6 +524,7 @@ impl Reactor {
                         k(value);
                     }
                 }
+                Remote::Wake(key) => self.poll_task(key),
             }
         }
         if shared.stop.swap(false, Ordering::AcqRel) {
@@ -661,15 +671,7 @@ impl Reactor {
         work: impl FnOnce() -> T + Send + 'static,
         done: impl FnOnce(Result<T, String>) + 'static,
     ) {
-        let key = self.inner.continuations.borrow_mut().insert(Box::new(
-            move |value: Box<dyn Any + Send>| {
-                let result = match value.downcast::<Result<T, String>>() {
-                    Ok(r) => *r,
-                    Err(_) => Err("result of an unexpected type".to_string()),
-                };
-                done(result)
-            },
-        ));
+        let key = self.register_continuation(done);
         let handle = self.handle();
         let spawned = std::thread::Builder::new()
             .name("torsion-blocking".into())
@@ -685,6 +687,50 @@ impl Reactor {
                 self.call_soon(move || k(Box::new(msg)));
             }
         }
+    }
+
+    /// Registers `done` to run on this thread with the result another
+    /// thread sends for the returned key ([`ReactorHandle::send_done`]).
+    pub(crate) fn register_continuation<T: Send + 'static>(
+        &self,
+        done: impl FnOnce(Result<T, String>) + 'static,
+    ) -> usize {
+        self.inner
+            .continuations
+            .borrow_mut()
+            .insert(Box::new(move |value: Box<dyn Any + Send>| {
+                let result = match value.downcast::<Result<T, String>>() {
+                    Ok(r) => *r,
+                    Err(_) => Err("result of an unexpected type".to_string()),
+                };
+                done(result)
+            }))
+    }
+
+    /// Like [`add_system_event_trigger`](Self::add_system_event_trigger),
+    /// for a trigger that returns a Deferred: the phase waits until it
+    /// fires.
+    pub fn add_system_event_trigger_deferred(
+        &self,
+        phase: Phase,
+        event: SystemEvent,
+        f: impl FnOnce() -> crate::defer::Deferred<()> + 'static,
+    ) -> TriggerId {
+        self.add_system_event_trigger(phase, event, move |guard| {
+            let _ = f().add_both(move |r| {
+                drop(guard);
+                r
+            });
+        })
+    }
+
+    /// The reactor's default thread pool (10 threads), made on first use.
+    pub fn default_pool(&self) -> crate::task::ThreadPool {
+        self.inner
+            .pool
+            .borrow_mut()
+            .get_or_insert_with(|| crate::task::ThreadPool::new(self, 10))
+            .clone()
     }
 
     // ---- for the transports -------------------------------------------
@@ -783,6 +829,20 @@ pub struct ReactorHandle {
     shared: Arc<Shared>,
 }
 
+impl Shared {
+    fn push(&self, remote: Remote) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(remote);
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            if let Err(e) = self.waker.wake() {
+                tracing::error!(error = %e, "could not wake the reactor");
+            }
+        }
+    }
+}
+
 impl fmt::Debug for ReactorHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ReactorHandle")
@@ -793,30 +853,16 @@ impl ReactorHandle {
     /// Runs `f` on the reactor's thread, on its next turn, waking it if it
     /// is waiting. Calls from one thread run in the order made.
     pub fn call_from_thread(&self, f: impl FnOnce() + Send + 'static) {
-        self.shared
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Remote::Call(Box::new(f)));
-        self.wake();
+        self.shared.push(Remote::Call(Box::new(f)));
     }
 
-    fn send_done(&self, key: usize, value: Box<dyn Any + Send>) {
-        self.shared
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Remote::Done(key, value));
-        self.wake();
+    pub(crate) fn send_done(&self, key: usize, value: Box<dyn Any + Send>) {
+        self.shared.push(Remote::Done(key, value));
     }
 
     /// Starts the reactor's shutdown sequence.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Release);
-        self.wake();
-    }
-
-    fn wake(&self) {
         if !self.shared.woken.swap(true, Ordering::AcqRel) {
             if let Err(e) = self.shared.waker.wake() {
                 tracing::error!(error = %e, "could not wake the reactor");

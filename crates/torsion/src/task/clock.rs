@@ -1,4 +1,4 @@
-//! Time that tests move by hand, and (later) scheduling helpers.
+//! Time that tests move by hand.
 //!
 //! [`Clock`] is Twisted's `task.Clock`: a time source that stands still
 //! until a test calls [`Clock::advance`]. Build a reactor on it with

@@ -1,0 +1,501 @@
+//! Twisted's Deferred rules, one test each.
+
+use super::*;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+type Log = Rc<RefCell<Vec<String>>>;
+
+fn log() -> Log {
+    Rc::new(RefCell::new(Vec::new()))
+}
+
+fn push(l: &Log, s: impl Into<String>) {
+    l.borrow_mut().push(s.into());
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("boom {0}")]
+struct Boom(u32);
+
+#[test]
+fn callbacks_run_in_order_each_getting_the_last_result() {
+    let l = log();
+    let d = Deferred::new();
+    let t = d.trigger();
+    let (a, b) = (l.clone(), l.clone());
+    let _ = d
+        .add_callback(move |v: i32| {
+            push(&a, format!("first {v}"));
+            v + 1
+        })
+        .add_callback(move |v| push(&b, format!("second {v}")));
+    t.callback(1).unwrap();
+    assert_eq!(*l.borrow(), ["first 1", "second 2"]);
+}
+
+#[test]
+fn callbacks_added_before_firing_wait_for_it() {
+    let l = log();
+    let d = Deferred::new();
+    let t = d.trigger();
+    let a = l.clone();
+    let _ = d.add_callback(move |v: &str| push(&a, v));
+    assert!(l.borrow().is_empty());
+    t.callback("fired").unwrap();
+    assert_eq!(*l.borrow(), ["fired"]);
+}
+
+#[test]
+fn a_failing_callback_switches_to_errbacks_and_a_recovering_errback_back() {
+    let l = log();
+    let (a, b, c, e) = (l.clone(), l.clone(), l.clone(), l.clone());
+    let _ = succeed(1)
+        .and_then(move |v: i32| -> Result<i32, Failure> {
+            push(&a, "cb1");
+            Err(Boom(v as u32).into())
+        })
+        .add_callback(move |v| {
+            push(&b, "cb2 skipped");
+            v
+        })
+        .add_errback(move |f| {
+            push(&e, format!("eb: {f}"));
+            Ok(10)
+        })
+        .add_callback(move |v| push(&c, format!("cb3 {v}")));
+    assert_eq!(*l.borrow(), ["cb1", "eb: boom 1", "cb3 10"]);
+}
+
+#[test]
+fn errbacks_are_skipped_on_success_and_can_pass_a_failure_on() {
+    let l = log();
+    let (a, b, c) = (l.clone(), l.clone(), l.clone());
+    let d: Deferred<i32> = fail(Boom(7));
+    let _ = d
+        .add_callback(move |v| {
+            push(&a, "cb skipped");
+            v
+        })
+        .add_errback(move |f: Failure| {
+            push(&b, "eb1 passes it on");
+            Err(f)
+        })
+        .add_errback(move |f| {
+            let boom = f.trap::<Boom>().map_err(|_| ()).unwrap();
+            push(&c, format!("eb2 trapped {}", boom.0));
+            Ok(0)
+        });
+    assert_eq!(*l.borrow(), ["eb1 passes it on", "eb2 trapped 7"]);
+}
+
+#[test]
+fn a_callback_returning_a_deferred_pauses_the_chain_until_it_fires() {
+    let l = log();
+    let inner = Deferred::new();
+    let inner_trigger = inner.trigger();
+    let inner_slot = Rc::new(RefCell::new(Some(inner)));
+    let (a, b) = (l.clone(), l.clone());
+    let _ = succeed(1)
+        .and_then(move |v: i32| {
+            push(&a, format!("outer {v}"));
+            inner_slot.borrow_mut().take().unwrap()
+        })
+        .add_callback(move |v: String| push(&b, format!("after inner {v}")));
+    assert_eq!(*l.borrow(), ["outer 1"]);
+    inner_trigger.callback("x".to_string()).unwrap();
+    assert_eq!(*l.borrow(), ["outer 1", "after inner x"]);
+}
+
+#[test]
+fn chaining_an_already_fired_deferred_goes_straight_on() {
+    let got = Rc::new(RefCell::new(0));
+    let g = got.clone();
+    let _ = succeed(2)
+        .and_then(|v: i32| succeed(v * 10))
+        .add_callback(move |v| *g.borrow_mut() = v);
+    assert_eq!(*got.borrow(), 20);
+}
+
+#[test]
+fn pause_holds_callbacks_until_unpause() {
+    let l = log();
+    let d = Deferred::new();
+    d.pause();
+    d.callback(5).unwrap();
+    let a = l.clone();
+    let d = d.add_callback(move |v: i32| push(&a, format!("got {v}")));
+    assert!(l.borrow().is_empty());
+    d.unpause();
+    assert_eq!(*l.borrow(), ["got 5"]);
+}
+
+#[test]
+fn firing_twice_is_an_error() {
+    let d = Deferred::new();
+    d.callback(1).unwrap();
+    assert_eq!(d.callback(2), Err(FireError::AlreadyCalled));
+    assert_eq!(d.errback(Boom(1)), Err(FireError::AlreadyCalled));
+    let _ = d.add_callback(|_: i32| ());
+}
+
+#[test]
+fn a_trigger_taken_after_the_type_changed_cannot_fire() {
+    let d: Deferred<i32> = Deferred::new();
+    let head = d.trigger();
+    let later = d.add_callback(|v| v.to_string());
+    assert_eq!(
+        later.trigger().callback("no".into()),
+        Err(FireError::WrongType)
+    );
+    head.callback(1).unwrap();
+    let _ = later.add_callback(|_| ());
+}
+
+#[test]
+fn callbacks_added_after_firing_run_at_once() {
+    let got = Rc::new(RefCell::new(None));
+    let d = succeed("late");
+    let g = got.clone();
+    let _ = d.add_callback(move |v| *g.borrow_mut() = Some(v));
+    assert_eq!(*got.borrow(), Some("late"));
+}
+
+#[test]
+fn cancel_without_a_canceller_fails_with_cancelled_and_ignores_the_late_result() {
+    let d: Deferred<i32> = Deferred::new();
+    let t = d.trigger();
+    let seen = Rc::new(RefCell::new(false));
+    let s = seen.clone();
+    let d = d.add_errback(move |f| {
+        *s.borrow_mut() = f.is_cancelled();
+        Ok(0)
+    });
+    d.cancel();
+    assert!(*seen.borrow());
+    // The producer fires later, not knowing: that is not an error.
+    assert_eq!(t.callback(1), Ok(()));
+    let _ = d.add_callback(|_| ());
+}
+
+#[test]
+fn cancel_calls_the_canceller_which_may_fire_it() {
+    let cancelled = Rc::new(RefCell::new(false));
+    let c = cancelled.clone();
+    let d = Deferred::with_canceller(move |t: &Trigger<&str>| {
+        *c.borrow_mut() = true;
+        t.callback("cancelled gracefully").unwrap();
+    });
+    let got = Rc::new(RefCell::new(""));
+    let g = got.clone();
+    let d = d.add_callback(move |v| *g.borrow_mut() = v);
+    d.cancel();
+    assert!(*cancelled.borrow());
+    assert_eq!(*got.borrow(), "cancelled gracefully");
+}
+
+#[test]
+fn cancelling_a_chained_deferred_cancels_what_it_waits_on() {
+    let inner_cancelled = Rc::new(RefCell::new(false));
+    let ic = inner_cancelled.clone();
+    let inner = Deferred::<i32>::with_canceller(move |_| *ic.borrow_mut() = true);
+    let slot = Rc::new(RefCell::new(Some(inner)));
+    let outer = succeed(())
+        .and_then(move |()| slot.borrow_mut().take().unwrap())
+        .add_errback(|f| if f.is_cancelled() { Ok(-1) } else { Err(f) });
+    outer.cancel();
+    assert!(*inner_cancelled.borrow());
+    let got = Rc::new(RefCell::new(0));
+    let g = got.clone();
+    let _ = outer.add_callback(move |v| *g.borrow_mut() = v);
+    assert_eq!(*got.borrow(), -1);
+}
+
+#[test]
+fn add_timeout_fails_with_timed_out_on_the_test_clock() {
+    let clock = crate::task::Clock::new();
+    let reactor = crate::Reactor::with_clock(clock.clone()).unwrap();
+    let l = log();
+    let a = l.clone();
+    let _ = Deferred::<i32>::new()
+        .add_timeout(&reactor, Duration::from_secs(10))
+        .add_errback(move |f| {
+            push(&a, format!("timed out: {}", f.check::<TimedOut>()));
+            Ok(0)
+        });
+    clock.advance(Duration::from_secs(9));
+    reactor.run_until_idle().unwrap();
+    assert!(l.borrow().is_empty());
+    clock.advance(Duration::from_secs(1));
+    reactor.run_until_idle().unwrap();
+    assert_eq!(*l.borrow(), ["timed out: true"]);
+
+    // Fired in time: the timer is cancelled and the value passes.
+    let d = Deferred::new();
+    let t = d.trigger();
+    let got = Rc::new(RefCell::new(0));
+    let g = got.clone();
+    let _ = d
+        .add_timeout(&reactor, Duration::from_secs(10))
+        .add_callback(move |v| *g.borrow_mut() = v);
+    t.callback(3).unwrap();
+    clock.advance(Duration::from_secs(60));
+    reactor.run_until_idle().unwrap();
+    assert_eq!(*got.borrow(), 3);
+}
+
+/// Captures what `tracing` logs while `f` runs.
+fn captured_logs(f: impl FnOnce()) -> String {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let b = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || b.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = buf.0.lock().unwrap().clone();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[test]
+fn an_unhandled_failure_is_logged_with_its_origin_when_dropped() {
+    let logs = captured_logs(|| {
+        let d: Deferred<i32> = Deferred::new();
+        d.errback(Failure::new(Boom(42))).unwrap();
+        drop(d);
+    });
+    assert!(logs.contains("Unhandled error in Deferred"), "{logs}");
+    assert!(logs.contains("boom 42"), "{logs}");
+    assert!(logs.contains("defer/tests.rs"), "origin missing: {logs}");
+}
+
+#[test]
+fn a_handled_failure_is_not_logged() {
+    let logs = captured_logs(|| {
+        let d: Deferred<i32> = fail(Boom(1));
+        let _ = d.add_errback(|_| Ok(0));
+    });
+    assert!(!logs.contains("Unhandled"), "{logs}");
+}
+
+#[test]
+fn a_hundred_thousand_callbacks_run_without_overflowing_the_stack() {
+    let d = Deferred::new();
+    let t = d.trigger();
+    let mut d = d;
+    for _ in 0..100_000 {
+        d = d.add_callback(|v: u64| v + 1);
+    }
+    let got = Rc::new(RefCell::new(0));
+    let g = got.clone();
+    let _ = d.add_callback(move |v| *g.borrow_mut() = v);
+    t.callback(0).unwrap();
+    assert_eq!(*got.borrow(), 100_000);
+}
+
+#[test]
+fn a_hundred_thousand_nested_deferreds_run_without_overflowing_the_stack() {
+    // Each Deferred's callback returns the next one; the innermost fires
+    // last, and its result unwinds through every level.
+    let innermost = Deferred::<u64>::new();
+    let fire = innermost.trigger();
+    let mut current = innermost;
+    for _ in 0..100_000 {
+        let waiting = Rc::new(RefCell::new(Some(current)));
+        current = succeed(()).and_then(move |()| waiting.borrow_mut().take().unwrap());
+    }
+    let got = Rc::new(RefCell::new(0));
+    let g = got.clone();
+    let _ = current.add_callback(move |v| *g.borrow_mut() = v);
+    fire.callback(7).unwrap();
+    assert_eq!(*got.borrow(), 7);
+}
+
+#[test]
+fn gather_collects_in_order_or_fails_with_the_first_failure() {
+    let (a, b) = (Deferred::new(), Deferred::new());
+    let (ta, tb) = (a.trigger(), b.trigger());
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    let _ = gather(vec![a, succeed(2), b], true).add_callback(move |v| *g.borrow_mut() = v);
+    tb.callback(3).unwrap();
+    assert!(got.borrow().is_empty());
+    ta.callback(1).unwrap();
+    assert_eq!(*got.borrow(), [1, 2, 3]);
+
+    let l = log();
+    let e = l.clone();
+    let second = Deferred::<i32>::new();
+    let ts = second.trigger();
+    let _ = gather(vec![fail(Boom(1)), second], true).add_errback(move |f| {
+        push(&e, f.to_string());
+        Ok(vec![])
+    });
+    ts.errback(Boom(2)).unwrap(); // consumed: not logged
+    assert_eq!(*l.borrow(), ["boom 1"]);
+}
+
+#[test]
+fn deferred_list_modes() {
+    // All results, failures included.
+    let got = Rc::new(RefCell::new(None));
+    let g = got.clone();
+    let _ = DeferredList::new(vec![succeed(1), fail(Boom(2))])
+        .into_deferred()
+        .add_callback(move |r| {
+            if let ListResult::All(v) = r {
+                *g.borrow_mut() = Some((v[0].is_ok(), v[1].is_err()));
+            }
+        });
+    assert_eq!(*got.borrow(), Some((true, true)));
+
+    // Fire on the first value.
+    let slow = Deferred::new();
+    let ts = slow.trigger();
+    let first = Rc::new(RefCell::new(None));
+    let f = first.clone();
+    let _ = DeferredList::new(vec![slow, succeed(9)])
+        .fire_on_one_callback(true)
+        .into_deferred()
+        .add_callback(move |r| {
+            if let ListResult::First { index, value } = r {
+                *f.borrow_mut() = Some((index, value));
+            }
+        });
+    assert_eq!(*first.borrow(), Some((1, 9)));
+    ts.callback(1).unwrap();
+
+    // Fail on the first failure.
+    let index = Rc::new(RefCell::new(None));
+    let i = index.clone();
+    let _ = DeferredList::new(vec![succeed(1), fail(Boom(3))])
+        .fire_on_one_errback(true)
+        .into_deferred()
+        .add_errback(move |f| {
+            *i.borrow_mut() = f.downcast_ref::<FirstError>().map(|e| e.index);
+            Ok(ListResult::All(vec![]))
+        });
+    assert_eq!(*index.borrow(), Some(1));
+}
+
+#[test]
+fn maybe_deferred_wraps_values_failures_deferreds_and_panics() {
+    let got = log();
+    let (a, b, c) = (got.clone(), got.clone(), got.clone());
+    let _ = maybe_deferred(|| Ok::<_, Failure>(1)).add_callback(move |v| push(&a, format!("v{v}")));
+    let _ = maybe_deferred(|| succeed(2)).add_callback(move |v| push(&b, format!("d{v}")));
+    let _ = maybe_deferred(|| -> Result<i32, Failure> { panic!("kaboom") }).add_errback(move |f| {
+        push(&c, format!("p:{}", f.check::<Panicked>()));
+        Ok(0)
+    });
+    assert_eq!(*got.borrow(), ["v1", "d2", "p:true"]);
+}
+
+#[test]
+fn deferred_lock_serialises_and_a_cancelled_waiter_leaves_the_line() {
+    let lock = DeferredLock::new();
+    let order = log();
+    let first = lock.acquire();
+    let second = lock.acquire();
+    let third = lock.acquire();
+    second.cancel();
+    let o = order.clone();
+    let _ = third.add_callback(move |g| {
+        push(&o, "third");
+        drop(g)
+    });
+    let was_cancelled = Rc::new(RefCell::new(false));
+    let w = was_cancelled.clone();
+    let _ = second.add_both(move |r| {
+        *w.borrow_mut() = r.is_err_and(|f| f.is_cancelled());
+        Ok::<(), Failure>(())
+    });
+    assert!(*was_cancelled.borrow());
+    let o = order.clone();
+    let _ = first.add_callback(move |g| {
+        push(&o, "first");
+        drop(g)
+    });
+    assert_eq!(*order.borrow(), ["first", "third"]);
+    assert!(!lock.locked());
+}
+
+#[test]
+fn deferred_semaphore_limits_concurrency() {
+    let sem = DeferredSemaphore::new(2);
+    let running = Rc::new(RefCell::new(0));
+    let max = Rc::new(RefCell::new(0));
+    let mut triggers = Vec::new();
+    for _ in 0..5 {
+        let d = Deferred::<()>::new();
+        triggers.push(d.trigger());
+        let slot = Rc::new(RefCell::new(Some(d)));
+        let (r, m) = (running.clone(), max.clone());
+        let r2 = running.clone();
+        let _ = sem
+            .run(move || {
+                *r.borrow_mut() += 1;
+                let now = *r.borrow();
+                if now > *m.borrow() {
+                    *m.borrow_mut() = now;
+                }
+                // The job ends when its Deferred fires.
+                let job = slot.borrow_mut().take().unwrap();
+                job.add_callback(move |()| *r2.borrow_mut() -= 1)
+            })
+            .add_callback(|()| ());
+    }
+    assert_eq!(*running.borrow(), 2);
+    for t in triggers {
+        t.callback(()).unwrap();
+    }
+    assert_eq!(*max.borrow(), 2);
+    assert_eq!(*running.borrow(), 0);
+    assert_eq!(sem.available(), 2);
+}
+
+#[test]
+fn deferred_queue_limits_and_waiter_cancellation() {
+    let q = DeferredQueue::bounded(Some(2), Some(1));
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    assert_eq!(q.put(3), Err(QueueOverflow));
+    let got = log();
+    for _ in 0..2 {
+        let g = got.clone();
+        let _ = q
+            .get()
+            .unwrap()
+            .add_callback(move |v| push(&g, v.to_string()));
+    }
+    let waiting = q.get().unwrap();
+    assert!(matches!(q.get(), Err(QueueUnderflow)), "backlog of one");
+    waiting.cancel();
+    let _ = waiting.add_errback(|f| if f.is_cancelled() { Ok(0) } else { Err(f) });
+    // The cancelled getter left the line: the item stays queued.
+    q.put(4).unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(*got.borrow(), ["1", "2"]);
+}
+
+#[test]
+fn failure_reports_its_origin_and_chain_of_sources() {
+    let f = Failure::new(std::io::Error::other(Boom(5)));
+    assert!(f.origin().file().ends_with("defer/tests.rs"));
+    assert!(f.to_string().contains("boom 5"));
+    assert!(f.check::<std::io::Error>());
+    assert!(!f.check::<Boom>());
+}
