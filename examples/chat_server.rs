@@ -1,16 +1,22 @@
 //! A chat room: every line a client sends goes to every connected client,
 //! prefixed with the sender's address. The twin of the chat server in
-//! Twisted's documentation.
+//! Twisted's documentation, on torsion's `LineReceiver`.
 //!
 //! ```text
 //! cargo run --example chat_server
 //! socat - TCP:127.0.0.1:8001          # in two or more terminals
 //! ```
+//!
+//! The room itself is `torsion::protocols::chat` (what `torsion chat`
+//! serves); this example shows the handler such a room is made of: a
+//! `LineHandler` whose `line_received` writes to every member's
+//! `LineSender`.
 
 use clap::Parser;
 use std::cell::RefCell;
 use std::rc::Rc;
-use torsion::{endpoints, Address, ConnectionLost, Protocol, Reactor, Transport};
+use torsion::basic::{LineControl, LineHandler, LineReceiver, LineSender};
+use torsion::{endpoints, Address, ConnectionLost, Reactor};
 
 /// A line-based chat room.
 #[derive(Parser)]
@@ -20,22 +26,22 @@ struct Args {
     listen: String,
 }
 
-/// Longest line a client may send; a longer one ends its connection.
+/// Longest line a client may send; a longer one is refused.
 const MAX_LINE: usize = 1024;
 /// Bytes a client may leave unread before it is dropped from the room.
 const MAX_UNREAD: usize = 1024 * 1024;
 
 /// The state every connection shares: who is in the room.
-type Room = Rc<RefCell<Vec<Transport>>>;
+type Room = Rc<RefCell<Vec<LineSender>>>;
 
-/// Writes `line`, prefixed, to everyone in the room.
+/// Writes `prefix` + `line` to everyone in the room.
 fn broadcast(room: &Room, prefix: &str, line: &[u8]) {
     // Writing never calls back into a protocol, so holding the borrow
     // while writing to every transport is safe.
-    for t in room.borrow().iter() {
-        t.write_sequence(&[prefix.as_bytes(), line, b"\r\n"]);
-        if t.buffered() > MAX_UNREAD {
-            t.abort_connection(); // a client that never reads is dropped
+    for member in room.borrow().iter() {
+        member.send_line_with_prefix(prefix.as_bytes(), line);
+        if member.transport().buffered() > MAX_UNREAD {
+            member.transport().abort_connection(); // it does not read
         }
     }
 }
@@ -44,40 +50,31 @@ fn broadcast(room: &Room, prefix: &str, line: &[u8]) {
 struct Chatter {
     room: Room,
     name: String,
-    buf: Vec<u8>,
-    transport: Option<Transport>,
+    me: Option<LineSender>,
 }
 
-impl Protocol for Chatter {
-    fn connection_made(&mut self, transport: Transport) {
-        transport.write(b"* welcome to the room\r\n");
-        self.room.borrow_mut().push(transport.clone());
+impl LineHandler for Chatter {
+    fn connection_made(&mut self, ctl: &mut LineControl<'_>) {
+        ctl.send_line(b"* welcome to the room");
         broadcast(&self.room, "* ", format!("{} joined", self.name).as_bytes());
-        self.transport = Some(transport);
+        let me = ctl.sender();
+        self.room.borrow_mut().push(me.clone());
+        self.me = Some(me);
     }
 
-    fn data_received(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
-        while let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.buf.drain(..=end).collect();
-            broadcast(
-                &self.room,
-                &format!("<{}> ", self.name),
-                line.trim_ascii_end(),
-            );
-        }
-        if self.buf.len() > MAX_LINE {
-            if let Some(t) = &self.transport {
-                t.write(b"* line too long, goodbye\r\n");
-                t.lose_connection();
-            }
-            self.buf.clear();
-        }
+    fn line_received(&mut self, line: &[u8], _ctl: &mut LineControl<'_>) {
+        broadcast(&self.room, &format!("<{}> ", self.name), line);
+    }
+
+    fn line_length_exceeded(&mut self, ctl: &mut LineControl<'_>) {
+        ctl.send_line(b"* line too long, not sent");
     }
 
     fn connection_lost(&mut self, _reason: ConnectionLost) {
-        if let Some(me) = &self.transport {
-            self.room.borrow_mut().retain(|t| !t.same_as(me));
+        if let Some(me) = &self.me {
+            self.room
+                .borrow_mut()
+                .retain(|m| !m.transport().same_as(me.transport()));
         }
         broadcast(&self.room, "* ", format!("{} left", self.name).as_bytes());
     }
@@ -90,11 +87,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     reactor.install_signal_handlers()?;
 
     let room = Room::default();
-    let factory = move |peer: &Address| Chatter {
-        room: room.clone(),
-        name: peer.to_string(),
-        buf: Vec::new(),
-        transport: None,
+    let factory = move |peer: &Address| {
+        LineReceiver::new(Chatter {
+            room: room.clone(),
+            name: peer.to_string(),
+            me: None,
+        })
+        .with_max_length(MAX_LINE)
     };
     let port = endpoints::server(&reactor, &args.listen)?.listen(factory)?;
     println!("chat server listening on {}", port.address());

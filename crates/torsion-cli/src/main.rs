@@ -11,8 +11,12 @@
 //! bad endpoint string, a port already in use), 2 for a usage error.
 #![deny(unsafe_code)]
 
+mod chat;
 mod echo;
+mod portforward;
 mod serve;
+mod web;
+mod wire;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -21,6 +25,7 @@ use tracing_subscriber::EnvFilter;
 
 const EXAMPLES: &str = "\
 Examples:
+  torsion web                               serve the current directory over HTTP on tcp:8080
   torsion echo                              RFC 862 echo on tcp:7007
   torsion echo --listen tcp:7007 --listen unix:/tmp/echo.sock
   torsion --log-level debug echo            also log every connection
@@ -52,7 +57,12 @@ struct Cli {
 /// The bundled servers, one plugin module each.
 #[derive(Debug, Subcommand)]
 enum Command {
+    Web(web::Args),
     Echo(echo::Args),
+    #[command(flatten)]
+    Wire(wire::Command),
+    Portforward(portforward::Args),
+    Chat(chat::Args),
 }
 
 fn main() -> ExitCode {
@@ -71,7 +81,11 @@ fn main() -> ExitCode {
         .init();
 
     let result = match cli.command {
+        Command::Web(args) => web::run(args),
         Command::Echo(args) => echo::run(args),
+        Command::Wire(command) => wire::run(command),
+        Command::Portforward(args) => portforward::run(args),
+        Command::Chat(args) => chat::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -65,11 +65,14 @@
 #![deny(unsafe_code)]
 
 mod address;
+pub mod basic;
 mod connector;
 pub mod defer;
 pub mod endpoints;
 mod listener;
+pub mod policies;
 mod protocol;
+pub mod protocols;
 pub mod reactor;
 mod reconnect;
 mod stream;
@@ -83,7 +86,9 @@ pub use address::Address;
 pub use connector::Connector;
 pub use listener::{ListeningPort, STARVED_RETRY};
 pub use protocol::{ClientFactory, ConnectError, ConnectionLost, Factory, HalfClose, Protocol};
-pub use reactor::{DelayedCall, Phase, PhaseGuard, Reactor, ReactorHandle, SystemEvent, TriggerId};
+pub use reactor::{
+    DelayedCall, Phase, PhaseGuard, Reactor, ReactorHandle, SystemEvent, TriggerId, WeakReactor,
+};
 pub use reconnect::{ReconnectingClientFactory, RetryControl};
 pub use stream::LINGER;
 pub use tcp::{TcpConnect, TcpListen, DEFAULT_BACKLOG};

@@ -407,3 +407,24 @@ fn a_refused_connection_reaches_the_factory_and_a_connect_timeout_fires() {
     assert_eq!(*events.borrow(), ["started", "timed out"]);
     assert!(!connector.is_connecting());
 }
+
+#[test]
+fn a_reactor_driven_by_iterate_shuts_down_on_test_time() {
+    let (reactor, clock) = test_reactor();
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let (o, r) = (order.clone(), reactor.clone());
+    reactor.add_system_event_trigger(Phase::Before, SystemEvent::Shutdown, move |guard| {
+        o.borrow_mut().push("before");
+        r.call_later(secs(30), move || drop(guard));
+    });
+    let o = order.clone();
+    reactor.add_system_event_trigger(Phase::After, SystemEvent::Shutdown, move |_| {
+        o.borrow_mut().push("after")
+    });
+    reactor.stop();
+    reactor.run_until_idle().unwrap();
+    assert_eq!(*order.borrow(), ["before"]);
+    clock.advance(secs(30));
+    reactor.run_until_idle().unwrap();
+    assert_eq!(*order.borrow(), ["before", "after"]);
+}

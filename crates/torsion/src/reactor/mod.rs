@@ -290,6 +290,15 @@ impl Reactor {
         Rc::downgrade(&self.inner)
     }
 
+    /// A handle that does not keep the reactor alive: for state that the
+    /// reactor itself owns (a protocol, a timer's closure) and that would
+    /// otherwise make a reference cycle.
+    pub fn weak(&self) -> WeakReactor {
+        WeakReactor {
+            inner: self.downgrade(),
+        }
+    }
+
     /// The reactor's idea of now: the system's monotonic clock, or the
     /// test [`Clock`] it was built with.
     pub fn now(&self) -> Instant {
@@ -395,7 +404,8 @@ impl Reactor {
 
     /// Starts the shutdown sequence; [`run`](Self::run) returns once it
     /// completes. Safe to call from any callback, any number of times.
-    /// Called before `run`, it makes `run` shut down at once.
+    /// On a reactor that is not running, the sequence runs on the next
+    /// [`iterate`](Self::iterate) or `run`.
     pub fn stop(&self) {
         self.inner.stop_requested.set(true);
     }
@@ -562,7 +572,8 @@ impl Reactor {
     fn advance_shutdown(&self) {
         let inner = &self.inner;
         match inner.state.get() {
-            State::Running if inner.stop_requested.get() => {
+            // A reactor driven by `iterate` (tests) shuts down the same way.
+            State::Running | State::Idle if inner.stop_requested.get() => {
                 inner.state.set(State::StoppingBefore);
                 self.fire_triggers(Phase::Before, SystemEvent::Shutdown);
                 self.advance_shutdown();
@@ -584,6 +595,7 @@ impl Reactor {
                 }
                 self.fire_triggers(Phase::After, SystemEvent::Shutdown);
                 inner.state.set(State::Stopped);
+                inner.stop_requested.set(false);
             }
             _ => {}
         }
@@ -812,6 +824,20 @@ fn panic_message(p: &(dyn Any + Send)) -> String {
         s.clone()
     } else {
         "panic".to_string()
+    }
+}
+
+/// A reactor handle that does not keep the reactor alive
+/// ([`Reactor::weak`]).
+#[derive(Clone, Debug)]
+pub struct WeakReactor {
+    inner: Weak<Inner>,
+}
+
+impl WeakReactor {
+    /// The reactor, if it still exists.
+    pub fn upgrade(&self) -> Option<Reactor> {
+        self.inner.upgrade().map(Reactor::from_inner)
     }
 }
 

@@ -1,0 +1,117 @@
+//! `torsion web`: serve a directory over HTTP, the way `twist web --path .`
+//! does.
+//!
+//! With no arguments it serves the current directory on `tcp:8080`: files
+//! with their content type, validators and byte ranges, `index.html` for a
+//! directory that has one and an HTML listing for one that has not. The
+//! server is `torsion_http`'s [`File`] resource under a [`Site`]; this
+//! module only turns the command line into them and hands the site's
+//! factory to [`serve`], which listens and runs until SIGINT or SIGTERM.
+//! On that signal the site stops taking connections, closes the idle ones
+//! and lets the responses under way finish before the process exits.
+
+use crate::serve::{self, serve};
+use std::fs::OpenOptions;
+use std::io::{self, LineWriter, Write};
+use std::path::PathBuf;
+use std::rc::Rc;
+use torsion::endpoints::{parse_server, ServerDescription};
+use torsion_http::{File, Site};
+
+/// Serve a directory over HTTP/1.1 (static files, listings, ranges).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  torsion web                                   the current directory on tcp:8080
+  torsion web --path /srv/www --listen tcp:80 --listen tcp6:80
+  torsion web --access-log -                    log each request to stderr
+  curl -I http://localhost:8080/")]
+pub(crate) struct Args {
+    /// Where to listen, as an endpoint string; repeat to listen on several.
+    #[arg(long = "listen", value_name = "ENDPOINT", default_value = "tcp:8080")]
+    listen: Vec<String>,
+
+    /// The directory (or single file) to serve.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    path: PathBuf,
+
+    /// Write an access log in the Combined Log Format to FILE (appended),
+    /// or to stderr with `-`.
+    #[arg(long = "access-log", value_name = "FILE|-")]
+    access_log: Option<String>,
+}
+
+/// Runs the web server until a signal stops it.
+pub(crate) fn run(args: Args) -> Result<(), serve::Error> {
+    let root = match File::new(&args.path) {
+        Ok(root) => root,
+        Err(e) => fail(&format!("cannot serve '{}': {e}", args.path.display())),
+    };
+    let shown = std::fs::canonicalize(&args.path).unwrap_or_else(|_| args.path.clone());
+    let log: Option<Box<dyn Write>> = match args.access_log.as_deref() {
+        None => None,
+        Some("-") => Some(Box::new(io::stderr())),
+        Some(file) => match OpenOptions::new().create(true).append(true).open(file) {
+            Ok(f) => Some(Box::new(LineWriter::new(f))),
+            Err(e) => fail(&format!("cannot open access log '{file}': {e}")),
+        },
+    };
+    for endpoint in &args.listen {
+        if let Some(url) = url_of(endpoint) {
+            tracing::info!("serving {} at {url}", shown.display());
+        }
+    }
+    let mut site = Site::new(Rc::new(root));
+    if let Some(log) = log {
+        site = site.access_log(log);
+    }
+    serve(&args.listen, |reactor| site.factory(reactor))
+}
+
+/// Reports a startup error the way `main` reports the others, and exits
+/// with status 1 (the server could not start).
+fn fail(message: &str) -> ! {
+    eprintln!("torsion: {message}");
+    std::process::exit(1)
+}
+
+/// A URL to show for a TCP endpoint with a fixed port.
+fn url_of(endpoint: &str) -> Option<String> {
+    match parse_server(endpoint).ok()? {
+        ServerDescription::Tcp {
+            port, interface, ..
+        } if port != 0 => {
+            let host = match interface {
+                Some(ip) if ip.is_ipv6() && !ip.is_unspecified() => format!("[{ip}]"),
+                Some(ip) if !ip.is_unspecified() => ip.to_string(),
+                _ => "localhost".to_string(),
+            };
+            Some(format!("http://{host}:{port}/"))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_for_fixed_tcp_ports_only() {
+        assert_eq!(
+            url_of("tcp:8080").as_deref(),
+            Some("http://localhost:8080/")
+        );
+        assert_eq!(
+            url_of("tcp:80:interface=127.0.0.1").as_deref(),
+            Some("http://127.0.0.1:80/")
+        );
+        assert_eq!(
+            url_of("tcp6:8080:interface=\\:\\:1").as_deref(),
+            Some("http://[::1]:8080/")
+        );
+        assert_eq!(url_of("tcp:0"), None);
+        assert_eq!(url_of("unix:/tmp/s"), None);
+        assert_eq!(url_of("nonsense"), None);
+    }
+}

@@ -1,0 +1,464 @@
+//! The `Protocol` glue: one [`ServerConnection`] per TCP (or Unix)
+//! connection, connected to a transport, the reactor's timers and a
+//! [`Site`].
+//!
+//! This layer is deliberately thin. All HTTP decisions (framing, limits,
+//! keep-alive, timeouts) are the sans-IO connection's; this file only
+//! moves bytes in and out, turns events into [`Request`]s, arms the one
+//! timer the connection asks for, pauses reading when the connection has
+//! buffered enough, and takes part in a graceful shutdown.
+//!
+//! # Re-entrancy
+//!
+//! A resource may finish its request inside its render, or later from a
+//! timer or a producer. Finishing inside the render lets the dispatch
+//! loop go straight on to the next pipelined request; finishing later
+//! schedules that loop for the reactor's next step with `call_soon`, so a
+//! resource's callback is never re-entered by the next request.
+
+use crate::h1::{Event, RequestHead, ResponseHead, SendError, ServerConnection};
+use crate::request::{Parts, Request};
+use crate::site::Site;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+use torsion::{
+    Address, ConnectionLost, DelayedCall, Factory, HalfClose, Phase, PhaseGuard, Producer,
+    Protocol, Reactor, SystemEvent, Transport,
+};
+
+/// How long a graceful shutdown waits for responses under way to finish
+/// before it lets the reactor close their connections.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Builds an HTTP connection for every accepted connection; made by
+/// [`Site::factory`].
+///
+/// On the reactor's shutdown it stops taking connections, closes idle
+/// ones, and holds the shutdown (up to [`SHUTDOWN_GRACE`]) until the
+/// responses under way have finished, each on a connection that then
+/// closes.
+pub struct HttpFactory {
+    site: Rc<Site>,
+    reactor: Reactor,
+    registry: Rc<Registry>,
+}
+
+impl fmt::Debug for HttpFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpFactory")
+            .field("site", &self.site)
+            .field("connections", &self.registry.live.borrow().len())
+            .finish()
+    }
+}
+
+impl HttpFactory {
+    pub(crate) fn new(site: Site, reactor: Reactor) -> Self {
+        let registry = Rc::new(Registry::default());
+        let weak = Rc::downgrade(&registry);
+        let r = reactor.clone();
+        reactor.add_system_event_trigger(Phase::Before, SystemEvent::Shutdown, move |guard| {
+            if let Some(registry) = weak.upgrade() {
+                registry.begin_shutdown(guard, &r);
+            }
+        });
+        HttpFactory {
+            site: Rc::new(site),
+            reactor,
+            registry,
+        }
+    }
+
+    /// Builds the protocol for one connection from `peer`, as the engine
+    /// does on accept; tests use it with a `StringTransport`.
+    pub fn build(&self, peer: &Address) -> Option<Box<dyn Protocol>> {
+        if self.registry.stopping.get() {
+            return None;
+        }
+        let _ = peer;
+        let now = self.reactor.now();
+        let limits = self.site.get_limits().clone();
+        let mut conn = ServerConnection::new(limits, now);
+        if let Some(name) = self.site.server() {
+            conn = conn.with_server(name);
+        }
+        let shared = Rc::new_cyclic(|me| ChannelShared {
+            me: me.clone(),
+            site: self.site.clone(),
+            reactor: self.reactor.clone(),
+            registry: Rc::downgrade(&self.registry),
+            transport: RefCell::new(None),
+            conn: RefCell::new(conn),
+            timer: RefCell::new(None),
+            building: RefCell::new(None),
+            current: RefCell::new(None),
+            dispatching: Cell::new(false),
+            process_queued: Cell::new(false),
+            reading_paused: Cell::new(false),
+        });
+        self.registry
+            .live
+            .borrow_mut()
+            .insert(Rc::as_ptr(&shared) as usize, Rc::downgrade(&shared));
+        Some(Box::new(Channel { shared }))
+    }
+
+    /// How many connections are open.
+    pub fn connection_count(&self) -> usize {
+        self.registry.live.borrow().len()
+    }
+}
+
+impl Factory for HttpFactory {
+    fn build_protocol(&mut self, peer: &Address) -> Option<Box<dyn Protocol>> {
+        self.build(peer)
+    }
+}
+
+/// The connections of one factory, for a graceful shutdown.
+#[derive(Default)]
+struct Registry {
+    live: RefCell<HashMap<usize, Weak<ChannelShared>>>,
+    stopping: Cell<bool>,
+    guard: RefCell<Option<PhaseGuard>>,
+}
+
+impl Registry {
+    fn begin_shutdown(self: &Rc<Self>, guard: PhaseGuard, reactor: &Reactor) {
+        self.stopping.set(true);
+        *self.guard.borrow_mut() = Some(guard);
+        let channels: Vec<Rc<ChannelShared>> = self
+            .live
+            .borrow()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for c in &channels {
+            c.close_when_idle();
+        }
+        self.check();
+        if self.guard.borrow().is_some() {
+            let weak = Rc::downgrade(self);
+            reactor.call_later(SHUTDOWN_GRACE, move || {
+                if let Some(r) = weak.upgrade() {
+                    let _guard = r.guard.borrow_mut().take();
+                }
+            });
+        }
+    }
+
+    /// Lets the shutdown go on once no response is under way.
+    fn check(&self) {
+        if !self.stopping.get() || self.guard.borrow().is_none() {
+            return;
+        }
+        let busy = self
+            .live
+            .borrow()
+            .values()
+            .filter_map(Weak::upgrade)
+            .any(|c| c.conn.borrow().is_busy());
+        if !busy {
+            let _guard = self.guard.borrow_mut().take();
+        }
+    }
+}
+
+/// The protocol object the engine holds.
+struct Channel {
+    shared: Rc<ChannelShared>,
+}
+
+impl Protocol for Channel {
+    fn connection_made(&mut self, transport: Transport) {
+        *self.shared.transport.borrow_mut() = Some(transport);
+        self.shared.after_io();
+    }
+
+    fn data_received(&mut self, data: &[u8]) {
+        self.shared.data_received(data);
+    }
+
+    fn read_connection_lost(&mut self) -> HalfClose {
+        self.shared.conn.borrow_mut().receive_eof();
+        self.shared.after_io();
+        HalfClose::KeepWriting
+    }
+
+    fn connection_lost(&mut self, reason: ConnectionLost) {
+        self.shared.connection_lost(reason);
+    }
+}
+
+/// The state of one connection that requests reach through a weak
+/// handle.
+pub(crate) struct ChannelShared {
+    me: Weak<ChannelShared>,
+    site: Rc<Site>,
+    reactor: Reactor,
+    registry: Weak<Registry>,
+    transport: RefCell<Option<Transport>>,
+    conn: RefCell<ServerConnection>,
+    /// The armed timer and the deadline it is for.
+    timer: RefCell<Option<(DelayedCall, Instant)>>,
+    /// The request whose body is being read.
+    building: RefCell<Option<(Box<RequestHead>, Vec<u8>)>>,
+    /// The request being answered.
+    current: RefCell<Option<Request>>,
+    dispatching: Cell<bool>,
+    process_queued: Cell<bool>,
+    reading_paused: Cell<bool>,
+}
+
+impl ChannelShared {
+    pub(crate) fn reactor(&self) -> &Reactor {
+        &self.reactor
+    }
+
+    fn transport(&self) -> Option<Transport> {
+        self.transport.borrow().clone()
+    }
+
+    fn data_received(&self, data: &[u8]) {
+        let Some(mut t) = self.transport() else {
+            return;
+        };
+        let now = self.reactor.now();
+        self.conn.borrow_mut().receive(data, now, &mut t);
+        self.process();
+    }
+
+    /// Turns the connection's events into requests and renders them, in
+    /// order, until it has none left.
+    fn process(&self) {
+        self.process_queued.set(false);
+        if self.dispatching.get() {
+            return;
+        }
+        self.dispatching.set(true);
+        loop {
+            let event = self.conn.borrow_mut().poll_event();
+            let Some(event) = event else {
+                break;
+            };
+            self.handle_event(event);
+        }
+        self.dispatching.set(false);
+        self.after_io();
+    }
+
+    fn handle_event(&self, event: Event) {
+        match event {
+            Event::Request(head) => *self.building.borrow_mut() = Some((head, Vec::new())),
+            Event::Data(data) => {
+                if let Some((_, body)) = self.building.borrow_mut().as_mut() {
+                    body.extend_from_slice(&data);
+                }
+            }
+            Event::End { trailers } => {
+                let Some((head, content)) = self.building.borrow_mut().take() else {
+                    return;
+                };
+                let Some(t) = self.transport() else {
+                    return;
+                };
+                let head = *head;
+                let request = Request::new(
+                    Parts {
+                        method: head.method,
+                        uri: head.target,
+                        path: head.path,
+                        query: head.query,
+                        version: head.version,
+                        headers: head.headers,
+                        trailers,
+                        content,
+                        host: head.host,
+                        client: t.peer(),
+                        local: t.host(),
+                    },
+                    self.me.clone(),
+                );
+                *self.current.borrow_mut() = Some(request.clone());
+                self.site.handle(&request);
+            }
+            Event::Error(e) => {
+                let peer = self.transport().map(|t| t.peer().to_string());
+                tracing::debug!(peer = ?peer, error = %e, status = e.status(), "bad request");
+            }
+        }
+    }
+
+    /// After anything that changed the connection: close if it is done,
+    /// pause or resume reading, and arm the timer it asks for.
+    fn after_io(&self) {
+        let (closed, wants_read, deadline) = {
+            let c = self.conn.borrow();
+            (c.is_closed(), c.wants_read(), c.poll_timeout())
+        };
+        let Some(t) = self.transport() else {
+            return;
+        };
+        if closed {
+            self.set_timer(None);
+            t.lose_connection();
+            return;
+        }
+        if wants_read == self.reading_paused.get() {
+            self.reading_paused.set(!wants_read);
+            if wants_read {
+                t.resume_producing();
+            } else {
+                t.pause_producing();
+            }
+        }
+        self.set_timer(deadline);
+    }
+
+    fn set_timer(&self, deadline: Option<Instant>) {
+        let mut timer = self.timer.borrow_mut();
+        let Some(deadline) = deadline else {
+            if let Some((call, _)) = timer.take() {
+                call.cancel();
+            }
+            return;
+        };
+        if let Some((call, at)) = timer.as_mut() {
+            if *at == deadline && call.active() {
+                return;
+            }
+            let delay = deadline.saturating_duration_since(self.reactor.now());
+            if call.reset(delay) {
+                *at = deadline;
+                return;
+            }
+        }
+        let delay = deadline.saturating_duration_since(self.reactor.now());
+        let weak = self.me.clone();
+        let call = self.reactor.call_later(delay, move || {
+            if let Some(c) = weak.upgrade() {
+                c.on_timeout();
+            }
+        });
+        *timer = Some((call, deadline));
+    }
+
+    fn on_timeout(&self) {
+        self.timer.borrow_mut().take();
+        let Some(mut t) = self.transport() else {
+            return;
+        };
+        let now = self.reactor.now();
+        self.conn.borrow_mut().handle_timeout(now, &mut t);
+        self.process();
+    }
+
+    fn close_when_idle(&self) {
+        self.conn.borrow_mut().close_when_idle();
+        self.after_io();
+    }
+
+    // ---- for requests ------------------------------------------------
+
+    pub(crate) fn send_head(&self, request: &Request, head: ResponseHead) {
+        let Some(mut t) = self.transport() else {
+            return;
+        };
+        let sent = self.conn.borrow_mut().send_response(head, &mut t);
+        match sent {
+            Ok(()) | Err(SendError::Closed) => {}
+            Err(e) => {
+                tracing::error!(uri = %request.uri(), error = %e, "invalid response; closing the connection");
+                t.abort_connection();
+            }
+        }
+    }
+
+    pub(crate) fn send_data(&self, request: &Request, data: &[u8]) {
+        let Some(mut t) = self.transport() else {
+            return;
+        };
+        let sent = self.conn.borrow_mut().send_data(data, &mut t);
+        match sent {
+            Ok(()) | Err(SendError::Closed) | Err(SendError::NotStarted) => {}
+            Err(e) => {
+                tracing::error!(uri = %request.uri(), error = %e, "response body not sent in full")
+            }
+        }
+    }
+
+    pub(crate) fn finish(&self, request: &Request) {
+        // Logged before the last bytes go out: once a client has its
+        // whole answer, its line is in the log.
+        self.site.log_access(request);
+        let t = self.transport();
+        if let Some(mut t) = t.clone() {
+            let now = self.reactor.now();
+            let finished = self.conn.borrow_mut().finish(now, &mut t);
+            match finished {
+                Ok(()) | Err(SendError::Closed) | Err(SendError::NotStarted) => {}
+                Err(e) => {
+                    tracing::error!(uri = %request.uri(), error = %e, "response ended badly; closing the connection")
+                }
+            }
+        }
+        let done = self.current.borrow_mut().take();
+        drop(done);
+        if let Some(t) = &t {
+            t.unregister_producer();
+        }
+        if let Some(registry) = self.registry.upgrade() {
+            registry.check();
+        }
+        if !self.dispatching.get() && !self.process_queued.get() {
+            self.process_queued.set(true);
+            let weak = self.me.clone();
+            self.reactor.call_soon(move || {
+                if let Some(c) = weak.upgrade() {
+                    c.process();
+                }
+            });
+        }
+        self.after_io();
+    }
+
+    pub(crate) fn abort(&self) {
+        if let Some(t) = self.transport() {
+            t.abort_connection();
+        }
+    }
+
+    pub(crate) fn register_producer(&self, producer: Rc<dyn Producer>, streaming: bool) {
+        match self.transport() {
+            Some(t) => t.register_producer(producer, streaming),
+            None => producer.stop_producing(),
+        }
+    }
+
+    pub(crate) fn unregister_producer(&self) {
+        if let Some(t) = self.transport() {
+            t.unregister_producer();
+        }
+    }
+
+    fn connection_lost(&self, reason: ConnectionLost) {
+        self.set_timer(None);
+        self.transport.borrow_mut().take();
+        self.building.borrow_mut().take();
+        let current = self.current.borrow_mut().take();
+        if let Some(request) = current {
+            tracing::debug!(uri = %request.uri(), %reason, "client went away before the response finished");
+            request.connection_lost(reason);
+        }
+        if let Some(registry) = self.registry.upgrade() {
+            registry
+                .live
+                .borrow_mut()
+                .remove(&(self as *const ChannelShared as usize));
+            registry.check();
+        }
+    }
+}

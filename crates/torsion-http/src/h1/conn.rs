@@ -1,0 +1,681 @@
+//! The server side of one HTTP/1.x connection, as a state machine over
+//! bytes and time.
+//!
+//! [`ServerConnection`] holds everything about a connection that is HTTP
+//! and nothing that is I/O: the request decoder, which request is being
+//! answered, how its response is framed, whether the connection persists,
+//! and when it times out. It is driven by four calls and drained by two:
+//!
+//! * [`receive`](ServerConnection::receive) with bytes from the peer;
+//! * [`send_response`](ServerConnection::send_response),
+//!   [`send_data`](ServerConnection::send_data) and
+//!   [`finish`](ServerConnection::finish) with the application's answer;
+//! * [`handle_timeout`](ServerConnection::handle_timeout) when the
+//!   deadline from [`poll_timeout`](ServerConnection::poll_timeout)
+//!   passes;
+//! * [`poll_event`](ServerConnection::poll_event) yields the requests to
+//!   answer; [`is_closed`](ServerConnection::is_closed) says when to close
+//!   the transport.
+//!
+//! Every call that may produce bytes for the peer takes an [`Output`] to
+//! write them to. Time is a parameter: tests drive it by hand.
+//!
+//! # Pipelining
+//!
+//! Requests are answered strictly in order, one at a time: once a request
+//! has been read in full, later bytes are only buffered (up to
+//! [`Limits::max_pipelined`]; then [`wants_read`](ServerConnection::wants_read)
+//! turns false so the caller stops reading) until its response is
+//! finished. The next request is then decoded from the buffer. This keeps
+//! memory bounded however many requests a client pipelines.
+
+use super::parse::{BodyLength, ParseError, Parser, RequestHead, Step};
+use super::response::{reason_phrase, Output, ResponseHead};
+use crate::date::http_date_now;
+use crate::headers::{is_field_value, Headers, Method, Version};
+use crate::limits::Limits;
+use std::collections::VecDeque;
+use std::time::Instant;
+use thiserror::Error;
+
+/// What the connection tells its application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A request head. Its body follows as [`Data`](Event::Data) events
+    /// and an [`End`](Event::End); answer it with
+    /// [`ServerConnection::send_response`] at any time after this event.
+    Request(Box<RequestHead>),
+    /// A piece of the request body (chunked coding removed).
+    Data(Vec<u8>),
+    /// The request body ended; `trailers` holds the trailer fields of a
+    /// chunked body (empty otherwise).
+    End {
+        /// Trailer fields; not merged into the head's headers.
+        trailers: Headers,
+    },
+    /// A request could not be read. The connection has already answered
+    /// with the error's status (if no response was under way) and is
+    /// closed: this event is for logging.
+    Error(ParseError),
+}
+
+/// Why the connection refused an application's response call.
+///
+/// ```
+/// use std::time::Instant;
+/// use torsion_http::h1::{ResponseHead, SendError, ServerConnection};
+/// use torsion_http::Limits;
+/// let mut conn = ServerConnection::new(Limits::default(), Instant::now());
+/// let mut out = Vec::new();
+/// let err = conn.send_response(ResponseHead::new(200), &mut out).unwrap_err();
+/// assert_eq!(err, SendError::NoRequest);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// No request is waiting for a response.
+    #[error("no request is waiting for a response")]
+    NoRequest,
+    /// The response head was already sent.
+    #[error("the response has already started")]
+    AlreadyStarted,
+    /// Body or finish before the response head.
+    #[error("the response has not started")]
+    NotStarted,
+    /// The connection is closed or closing.
+    #[error("the connection is closed")]
+    Closed,
+    /// A status outside 200..=999.
+    #[error("invalid status code {0}")]
+    InvalidStatus(u16),
+    /// A reason phrase with control characters.
+    #[error("invalid reason phrase")]
+    InvalidReason,
+    /// A `Content-Length` field that is not one decimal number.
+    #[error("invalid Content-Length in response")]
+    InvalidContentLength,
+    /// More body than the response's `Content-Length`; the excess was not
+    /// sent.
+    #[error("response body longer than its Content-Length of {declared}")]
+    BodyTooLong {
+        /// The declared length.
+        declared: u64,
+    },
+    /// The response finished with less body than its `Content-Length`;
+    /// the connection closes so the client sees the truncation.
+    #[error("response body of {written} bytes, shorter than its Content-Length of {declared}")]
+    BodyTooShort {
+        /// The declared length.
+        declared: u64,
+        /// What was sent.
+        written: u64,
+    },
+}
+
+/// How a response body is delimited on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// `Content-Length`.
+    Length(u64),
+    /// Chunked transfer coding (HTTP/1.1, length unknown).
+    Chunked,
+    /// Ended by closing the connection (HTTP/1.0, length unknown).
+    Close,
+    /// No body can follow (204, 304).
+    None,
+}
+
+/// The request being answered.
+#[derive(Clone, Copy, Debug)]
+struct Current {
+    head_only: bool,
+    version: Version,
+    keep_alive: bool,
+    body_read: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Writing {
+    /// No response started for the current request.
+    Idle,
+    /// The head is out; the body goes with `framing`.
+    Body {
+        framing: Framing,
+        written: u64,
+        suppress: bool,
+        keep_alive: bool,
+    },
+}
+
+/// The server side of one HTTP/1.x connection: how it is driven and
+/// drained, and how it pipelines, is described in [`h1`](crate::h1).
+///
+/// ```
+/// use std::time::Instant;
+/// use torsion_http::h1::{ResponseHead, ServerConnection};
+/// use torsion_http::{Event, Limits};
+///
+/// let now = Instant::now();
+/// let mut conn = ServerConnection::new(Limits::default(), now).with_date(false);
+/// let mut out = Vec::new();
+/// conn.receive(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", now, &mut out);
+/// assert!(matches!(conn.poll_event(), Some(Event::Request(_))));
+/// assert!(matches!(conn.poll_event(), Some(Event::End { .. })));
+///
+/// let mut head = ResponseHead::new(200);
+/// head.headers.set("Content-Length", "2").unwrap();
+/// conn.send_response(head, &mut out).unwrap();
+/// conn.send_data(b"hi", &mut out).unwrap();
+/// conn.finish(now, &mut out).unwrap();
+/// assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
+/// assert!(!conn.is_closed()); // HTTP/1.1: the connection persists
+/// ```
+pub struct ServerConnection {
+    parser: Parser,
+    limits: Limits,
+    server: Option<String>,
+    date: bool,
+    events: VecDeque<Event>,
+    current: Option<Current>,
+    writing: Writing,
+    /// The response ended before its request's body was read: drop the
+    /// rest of the body, then read the next request.
+    discarding: bool,
+    /// Close after the current response (the server is shutting down).
+    closing: bool,
+    /// The peer sent end of file: no request will follow.
+    eof: bool,
+    closed: bool,
+    head_deadline: Option<Instant>,
+    idle_deadline: Option<Instant>,
+}
+
+impl std::fmt::Debug for ServerConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConnection")
+            .field("current", &self.current)
+            .field("writing", &self.writing)
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+impl ServerConnection {
+    /// A connection that opened at `now`, waiting for its first request.
+    pub fn new(limits: Limits, now: Instant) -> Self {
+        let idle = now + limits.idle_timeout;
+        ServerConnection {
+            parser: Parser::new(limits.clone()),
+            limits,
+            server: None,
+            date: true,
+            events: VecDeque::new(),
+            current: None,
+            writing: Writing::Idle,
+            discarding: false,
+            closing: false,
+            eof: false,
+            closed: false,
+            head_deadline: None,
+            idle_deadline: Some(idle),
+        }
+    }
+
+    /// Adds `Server: name` to responses that do not set one.
+    pub fn with_server(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.server = is_field_value(name.as_bytes()).then_some(name);
+        self
+    }
+
+    /// Whether to add a `Date` field to responses that do not set one
+    /// (on by default; tests turn it off for byte-exact output).
+    pub fn with_date(mut self, on: bool) -> Self {
+        self.date = on;
+        self
+    }
+
+    /// The limits this connection enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Feeds bytes from the peer. Then call [`poll_event`](Self::poll_event)
+    /// until it returns `None`, and check [`is_closed`](Self::is_closed).
+    /// Error responses (`400`, `413`, ...) and `100 Continue` are written
+    /// to `out` from here.
+    pub fn receive(&mut self, data: &[u8], now: Instant, out: &mut dyn Output) {
+        if self.closed || data.is_empty() {
+            return;
+        }
+        if self.current.is_some_and(|c| !c.body_read) || self.discarding {
+            self.idle_deadline = Some(now + self.limits.idle_timeout);
+        }
+        self.parser.push(data);
+        self.advance(now, out);
+    }
+
+    /// The peer shut its sending side: no more bytes will come. A request
+    /// already read in full (and any complete ones buffered behind it) is
+    /// still answered, then the connection closes; a request cut short is
+    /// dropped and the connection closes at once.
+    pub fn receive_eof(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.eof = true;
+        if !self.current.is_some_and(|c| c.body_read) {
+            self.close_now();
+        }
+    }
+
+    /// The next event, in order. Events of a request whose response has
+    /// already finished are dropped.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Whether the connection is done: the caller flushes what was
+    /// written and closes the transport. Nothing more is read or sent.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether the caller should keep reading from the peer. False while
+    /// more than [`Limits::max_pipelined`] bytes wait behind a request
+    /// that is still being answered; true again once
+    /// [`finish`](Self::finish) lets them be decoded.
+    pub fn wants_read(&self) -> bool {
+        let backlogged =
+            self.parser.is_done() && self.parser.buffered() >= self.limits.max_pipelined;
+        !(self.closed || backlogged)
+    }
+
+    /// Whether a request is being answered (its head was read and its
+    /// response has not finished).
+    pub fn is_busy(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called,
+    /// if ever. Ask again after every call that changes the connection.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
+        match (self.head_deadline, self.idle_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Time passed: a request head that took too long is answered `408`;
+    /// a body that stalled is answered `408`; an idle persistent
+    /// connection is closed without a word.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut dyn Output) {
+        if self.closed {
+            return;
+        }
+        if self.head_deadline.is_some_and(|d| d <= now) {
+            self.fail(ParseError::HeadTimeout, out);
+        } else if self.idle_deadline.is_some_and(|d| d <= now) {
+            if self.current.is_some_and(|c| !c.body_read) {
+                self.fail(ParseError::HeadTimeout, out);
+            } else {
+                self.close_now();
+            }
+        }
+    }
+
+    /// Asks the connection to close once the response under way, if any,
+    /// has finished (a graceful shutdown). An idle connection closes at
+    /// once.
+    pub fn close_when_idle(&mut self) {
+        self.closing = true;
+        if self.current.is_none() {
+            self.close_now();
+        }
+    }
+
+    /// Sends the head of the response to the current request. The body
+    /// is framed by the head's `Content-Length` if it has one, else
+    /// chunked (HTTP/1.1) or ended by closing (HTTP/1.0). For `HEAD`
+    /// requests and 204/304 responses no body is sent, whatever the
+    /// application writes.
+    pub fn send_response(
+        &mut self,
+        head: ResponseHead,
+        out: &mut dyn Output,
+    ) -> Result<(), SendError> {
+        if self.closed {
+            return Err(SendError::Closed);
+        }
+        let cur = self.current.ok_or(SendError::NoRequest)?;
+        if !matches!(self.writing, Writing::Idle) {
+            return Err(SendError::AlreadyStarted);
+        }
+        let status = head.status;
+        if !(200..=999).contains(&status) {
+            return Err(SendError::InvalidStatus(status));
+        }
+        let reason = head.reason().to_string();
+        if !is_field_value(reason.as_bytes()) {
+            return Err(SendError::InvalidReason);
+        }
+        let mut headers = head.headers;
+        headers.remove("transfer-encoding");
+        let app_close = headers.has_token("connection", "close");
+        headers.remove("connection");
+        let no_body = status == 204 || status == 304;
+        if status == 204 {
+            headers.remove("content-length");
+        }
+        let length = match headers.count("content-length") {
+            0 => None,
+            1 => Some(
+                parse_decimal(headers.get_bytes("content-length").unwrap_or_default())
+                    .ok_or(SendError::InvalidContentLength)?,
+            ),
+            _ => return Err(SendError::InvalidContentLength),
+        };
+        let framing = if no_body {
+            Framing::None
+        } else if let Some(n) = length {
+            Framing::Length(n)
+        } else if cur.version == Version::Http11 {
+            Framing::Chunked
+        } else {
+            Framing::Close
+        };
+        let keep_alive = cur.keep_alive && !app_close && !self.closing && framing != Framing::Close;
+
+        let mut buf = Vec::with_capacity(256);
+        buf.extend_from_slice(b"HTTP/1.1 ");
+        buf.extend_from_slice(status.to_string().as_bytes());
+        buf.push(b' ');
+        buf.extend_from_slice(reason.as_bytes());
+        buf.extend_from_slice(b"\r\n");
+        if self.date && !headers.contains("date") {
+            push_field(&mut buf, "Date", http_date_now().as_bytes());
+        }
+        if let Some(server) = &self.server {
+            if !headers.contains("server") {
+                push_field(&mut buf, "Server", server.as_bytes());
+            }
+        }
+        for (name, value) in headers.iter() {
+            push_field(&mut buf, name, value);
+        }
+        if framing == Framing::Chunked {
+            push_field(&mut buf, "Transfer-Encoding", b"chunked");
+        }
+        match (cur.version, keep_alive) {
+            (Version::Http11, false) => push_field(&mut buf, "Connection", b"close"),
+            (Version::Http10, true) => push_field(&mut buf, "Connection", b"keep-alive"),
+            _ => {}
+        }
+        buf.extend_from_slice(b"\r\n");
+        out.write_all(&[&buf]);
+        self.writing = Writing::Body {
+            framing,
+            written: 0,
+            suppress: cur.head_only || no_body,
+            keep_alive,
+        };
+        Ok(())
+    }
+
+    /// Sends a piece of the response body, framed as the head said.
+    pub fn send_data(&mut self, data: &[u8], out: &mut dyn Output) -> Result<(), SendError> {
+        if self.closed {
+            return Err(SendError::Closed);
+        }
+        let Writing::Body {
+            framing,
+            written,
+            suppress,
+            ..
+        } = &mut self.writing
+        else {
+            return Err(SendError::NotStarted);
+        };
+        if data.is_empty() {
+            return Ok(());
+        }
+        let len = data.len() as u64;
+        if *suppress {
+            *written = written.saturating_add(len);
+            return Ok(());
+        }
+        match *framing {
+            Framing::Length(declared) => {
+                let room = declared - *written;
+                if len > room {
+                    let fits = room as usize;
+                    if fits > 0 {
+                        out.write_all(&[&data[..fits]]);
+                    }
+                    *written = declared;
+                    return Err(SendError::BodyTooLong { declared });
+                }
+                out.write_all(&[data]);
+            }
+            Framing::Chunked => {
+                let mut size = [0u8; 18];
+                let n = chunk_size_line(data.len(), &mut size);
+                out.write_all(&[&size[..n], data, b"\r\n"]);
+            }
+            Framing::Close => out.write_all(&[data]),
+            Framing::None => {}
+        }
+        *written += len;
+        Ok(())
+    }
+
+    /// Ends the response. If the connection persists, the next pipelined
+    /// request (if any was buffered) is decoded now: call
+    /// [`poll_event`](Self::poll_event) again. Otherwise
+    /// [`is_closed`](Self::is_closed) turns true.
+    pub fn finish(&mut self, now: Instant, out: &mut dyn Output) -> Result<(), SendError> {
+        if self.closed {
+            return Err(SendError::Closed);
+        }
+        let Writing::Body {
+            framing,
+            written,
+            suppress,
+            keep_alive,
+        } = self.writing
+        else {
+            return Err(SendError::NotStarted);
+        };
+        let mut keep = keep_alive;
+        let mut result = Ok(());
+        match framing {
+            Framing::Chunked if !suppress => out.write_all(&[b"0\r\n\r\n"]),
+            Framing::Length(declared) if !suppress && written < declared => {
+                keep = false;
+                result = Err(SendError::BodyTooShort { declared, written });
+            }
+            Framing::Close => keep = false,
+            _ => {}
+        }
+        self.writing = Writing::Idle;
+        self.events.clear();
+        let cur = self.current.take();
+        if !keep || self.closing {
+            self.close_now();
+            return result;
+        }
+        if cur.is_some_and(|c| !c.body_read) {
+            self.discarding = true;
+            self.idle_deadline = Some(now + self.limits.idle_timeout);
+        } else {
+            self.parser.next_request();
+        }
+        self.advance(now, out);
+        if self.eof && !self.current.is_some_and(|c| c.body_read) {
+            self.close_now();
+        }
+        result
+    }
+
+    fn close_now(&mut self) {
+        self.closed = true;
+        self.parser.fail();
+        self.current = None;
+        self.head_deadline = None;
+        self.idle_deadline = None;
+    }
+
+    /// Decodes buffered input into events until the decoder needs more,
+    /// or a request waits for its response.
+    fn advance(&mut self, now: Instant, out: &mut dyn Output) {
+        while let Some(step) = self.parser.step() {
+            match step {
+                Step::Head(head) => {
+                    self.head_deadline = None;
+                    let has_body = head.body != BodyLength::Empty;
+                    self.current = Some(Current {
+                        head_only: head.method == Method::Head,
+                        version: head.version,
+                        keep_alive: head.keep_alive,
+                        body_read: false,
+                    });
+                    self.idle_deadline = has_body.then(|| now + self.limits.idle_timeout);
+                    if head.expect_continue && has_body {
+                        out.write_all(&[b"HTTP/1.1 100 Continue\r\n\r\n"]);
+                    }
+                    self.events.push_back(Event::Request(head));
+                }
+                Step::Data(data) => {
+                    if !self.discarding {
+                        self.events.push_back(Event::Data(data));
+                    }
+                }
+                Step::End(trailers) => {
+                    self.idle_deadline = None;
+                    if self.discarding {
+                        self.discarding = false;
+                        self.parser.next_request();
+                    } else {
+                        if let Some(c) = &mut self.current {
+                            c.body_read = true;
+                        }
+                        self.events.push_back(Event::End { trailers });
+                    }
+                }
+                Step::Error(e) => {
+                    self.fail(e, out);
+                    return;
+                }
+            }
+        }
+        if self.current.is_none() && !self.discarding && self.parser.awaiting_head() {
+            if self.parser.buffered() > 0 {
+                self.idle_deadline = None;
+                if self.head_deadline.is_none() {
+                    self.head_deadline = Some(now + self.limits.head_timeout);
+                }
+            } else if self.head_deadline.is_none() && self.idle_deadline.is_none() {
+                self.idle_deadline = Some(now + self.limits.idle_timeout);
+            }
+        }
+    }
+
+    /// Answers a request that could not be read (when no response is
+    /// under way) and closes.
+    fn fail(&mut self, e: ParseError, out: &mut dyn Output) {
+        if matches!(self.writing, Writing::Idle) {
+            let status = e.status();
+            let reason = reason_phrase(status);
+            let body = format!("{reason}\n");
+            let mut buf = Vec::with_capacity(160);
+            buf.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
+            if self.date {
+                push_field(&mut buf, "Date", http_date_now().as_bytes());
+            }
+            if let Some(server) = &self.server {
+                push_field(&mut buf, "Server", server.as_bytes());
+            }
+            push_field(&mut buf, "Content-Type", b"text/plain; charset=utf-8");
+            push_field(
+                &mut buf,
+                "Content-Length",
+                body.len().to_string().as_bytes(),
+            );
+            push_field(&mut buf, "Connection", b"close");
+            buf.extend_from_slice(b"\r\n");
+            buf.extend_from_slice(body.as_bytes());
+            out.write_all(&[&buf]);
+        }
+        self.events.push_back(Event::Error(e));
+        self.writing = Writing::Idle;
+        self.close_now();
+    }
+}
+
+fn push_field(buf: &mut Vec<u8>, name: &str, value: &[u8]) {
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(b": ");
+    buf.extend_from_slice(value);
+    buf.extend_from_slice(b"\r\n");
+}
+
+/// Parses 1*DIGIT, refusing signs, spaces and overflow.
+pub(crate) fn parse_decimal(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    v.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// Writes `{len:x}\r\n` into `buf`; returns its length.
+fn chunk_size_line(len: usize, buf: &mut [u8; 18]) -> usize {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    let mut n = 0;
+    let mut v = len;
+    loop {
+        digits[n] = HEX[v & 0xf];
+        n += 1;
+        v >>= 4;
+        if v == 0 {
+            break;
+        }
+    }
+    for i in 0..n {
+        buf[i] = digits[n - 1 - i];
+    }
+    buf[n] = b'\r';
+    buf[n + 1] = b'\n';
+    n + 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_size_lines() {
+        let mut b = [0u8; 18];
+        let n = chunk_size_line(0, &mut b);
+        assert_eq!(&b[..n], b"0\r\n");
+        let n = chunk_size_line(0x1a2b, &mut b);
+        assert_eq!(&b[..n], b"1a2b\r\n");
+        let n = chunk_size_line(usize::MAX, &mut b);
+        assert_eq!(n, 18);
+    }
+
+    #[test]
+    fn decimals() {
+        assert_eq!(parse_decimal(b"0"), Some(0));
+        assert_eq!(parse_decimal(b"007"), Some(7));
+        assert_eq!(parse_decimal(b"+7"), None);
+        assert_eq!(parse_decimal(b" 7"), None);
+        assert_eq!(parse_decimal(b""), None);
+        assert_eq!(parse_decimal(b"18446744073709551616"), None);
+    }
+}

@@ -1,0 +1,861 @@
+//! The request decoder: bytes in, request heads and body pieces out.
+//!
+//! It exists apart from the connection state machine so its one job —
+//! turning an untrusted byte stream into well-framed requests, or into a
+//! precise error — can be read and tested alone. It is strict where
+//! leniency has been exploited for request smuggling and tolerant only
+//! where RFC 9112 says a recipient may be:
+//!
+//! * a bare LF ends the request line and header lines (RFC 9112 §2.2),
+//!   never a chunk-size line or the end of chunk data;
+//! * a bare CR anywhere is an error;
+//! * `Content-Length` must be digits only; duplicates must agree;
+//! * `Content-Length` together with `Transfer-Encoding` is refused, as is
+//!   any `Transfer-Encoding` whose final coding is not `chunked`, and any
+//!   `Transfer-Encoding` in an HTTP/1.0 request;
+//! * obsolete line folding and whitespace before a field's colon are
+//!   refused (`httparse` does both).
+//!
+//! # Guarantees on hostile input
+//!
+//! No input makes the decoder panic. It buffers at most the limits it was
+//! given (plus what one `push` adds): a head longer than
+//! [`Limits::max_head`] or a chunk-size line longer than
+//! [`Limits::max_chunk_line`] is an error as soon as it is seen to be too
+//! long, not when it ends. Once it reports an error it produces nothing
+//! more.
+
+use crate::headers::{trim_ows, Headers, Method, Version};
+use crate::limits::Limits;
+use thiserror::Error;
+
+/// How the body of a request is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyLength {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes (`Content-Length`).
+    Length(u64),
+    /// Chunked transfer coding, ended by a zero-size chunk and trailers.
+    Chunked,
+}
+
+/// A parsed request head.
+///
+/// ```
+/// use torsion_http::h1::{BodyLength, ServerConnection};
+/// use torsion_http::{Event, Limits, Method};
+/// use std::time::Instant;
+///
+/// let mut conn = ServerConnection::new(Limits::default(), Instant::now());
+/// let mut out = Vec::new();
+/// conn.receive(b"GET /a%20b?x=1 HTTP/1.1\r\nHost: example.org\r\n\r\n", Instant::now(), &mut out);
+/// let Some(Event::Request(head)) = conn.poll_event() else { panic!() };
+/// assert_eq!(head.method, Method::Get);
+/// assert_eq!(head.path, "/a%20b");
+/// assert_eq!(head.query.as_deref(), Some("x=1"));
+/// assert_eq!(head.host.as_deref(), Some("example.org"));
+/// assert_eq!(head.body, BodyLength::Empty);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestHead {
+    /// The method.
+    pub method: Method,
+    /// The request target exactly as sent.
+    pub target: String,
+    /// The path of the target, still percent-encoded: always starts with
+    /// `/`, or is `*` for `OPTIONS *`.
+    pub path: String,
+    /// The query of the target (after `?`), still encoded.
+    pub query: Option<String>,
+    /// The protocol version.
+    pub version: Version,
+    /// The header fields, in order.
+    pub headers: Headers,
+    /// The host the request is for: the authority of an absolute-form
+    /// target, otherwise the `Host` header.
+    pub host: Option<String>,
+    /// How the body is framed.
+    pub body: BodyLength,
+    /// Whether the client wants the connection kept open afterwards
+    /// (HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with
+    /// `Connection: keep-alive`).
+    pub keep_alive: bool,
+    /// Whether the client sent `Expect: 100-continue` (HTTP/1.1 only).
+    pub expect_continue: bool,
+}
+
+/// Why a request could not be read. Each maps to the status the server
+/// answers with ([`status`](Self::status)); the connection then closes.
+///
+/// ```
+/// use torsion_http::ParseError;
+/// assert_eq!(ParseError::ContentLengthWithTransferEncoding.status(), 400);
+/// assert_eq!(ParseError::HeaderSectionTooLarge.status(), 431);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// The request line is longer than [`Limits::max_request_line`].
+    #[error("request line too long")]
+    RequestLineTooLong,
+    /// The head is longer than [`Limits::max_head`].
+    #[error("header section too large")]
+    HeaderSectionTooLarge,
+    /// More header fields than [`Limits::max_headers`].
+    #[error("too many header fields")]
+    TooManyHeaders,
+    /// The body is larger than [`Limits::max_body`].
+    #[error("request body too large")]
+    BodyTooLarge,
+    /// The request line is malformed.
+    #[error("malformed request line")]
+    InvalidRequestLine,
+    /// The request names an HTTP version other than 1.0 and 1.1.
+    #[error("unsupported HTTP version")]
+    UnsupportedVersion,
+    /// The request target is not in a form this server accepts.
+    #[error("malformed request target")]
+    InvalidTarget,
+    /// A header line is malformed (bad name, bad value, bare CR, obsolete
+    /// line folding, whitespace before the colon).
+    #[error("malformed header field")]
+    InvalidHeader,
+    /// An HTTP/1.1 request without a `Host` header.
+    #[error("missing Host header")]
+    MissingHost,
+    /// More than one `Host` header.
+    #[error("more than one Host header")]
+    MultipleHost,
+    /// A `Host` value that is not a valid authority.
+    #[error("malformed Host header")]
+    InvalidHost,
+    /// A `Content-Length` that is not a decimal number of bytes.
+    #[error("malformed Content-Length")]
+    InvalidContentLength,
+    /// Several `Content-Length` values that differ.
+    #[error("conflicting Content-Length values")]
+    ConflictingContentLength,
+    /// Both `Content-Length` and `Transfer-Encoding`.
+    #[error("Content-Length together with Transfer-Encoding")]
+    ContentLengthWithTransferEncoding,
+    /// `Transfer-Encoding` whose final coding is not `chunked`, or that
+    /// applies `chunked` twice.
+    #[error("Transfer-Encoding does not end in a single chunked")]
+    TransferEncodingNotChunked,
+    /// `Transfer-Encoding` in an HTTP/1.0 request.
+    #[error("Transfer-Encoding in an HTTP/1.0 request")]
+    TransferEncodingInHttp10,
+    /// A transfer coding other than `chunked` (`gzip, chunked`).
+    #[error("unsupported transfer coding")]
+    UnsupportedTransferCoding,
+    /// `CONNECT`: this server is not a tunnel.
+    #[error("CONNECT is not supported")]
+    ConnectNotSupported,
+    /// A malformed chunk-size line, chunk extension or chunk terminator.
+    #[error("malformed chunked body")]
+    InvalidChunk,
+    /// An `Expect` value other than `100-continue`.
+    #[error("unsupported expectation")]
+    ExpectationFailed,
+    /// The head did not arrive within [`Limits::head_timeout`].
+    #[error("request head timed out")]
+    HeadTimeout,
+}
+
+impl ParseError {
+    /// The status code the server answers this error with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ParseError::RequestLineTooLong => 414,
+            ParseError::HeaderSectionTooLarge | ParseError::TooManyHeaders => 431,
+            ParseError::BodyTooLarge => 413,
+            ParseError::UnsupportedVersion => 505,
+            ParseError::UnsupportedTransferCoding | ParseError::ConnectNotSupported => 501,
+            ParseError::ExpectationFailed => 417,
+            ParseError::HeadTimeout => 408,
+            _ => 400,
+        }
+    }
+}
+
+/// What one step of decoding produced.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    Head(Box<RequestHead>),
+    Data(Vec<u8>),
+    End(Headers),
+    Error(ParseError),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Looking for a request head.
+    Head,
+    /// Reading a body of known length.
+    Length { remaining: u64 },
+    /// Reading a chunk-size line.
+    ChunkSize,
+    /// Reading chunk data.
+    ChunkData { remaining: u64 },
+    /// Expecting the CRLF after chunk data.
+    ChunkEnd,
+    /// Reading the trailer section after the last chunk.
+    Trailers,
+    /// A whole request was read; waiting for [`Parser::next_request`].
+    Done,
+    /// An error was reported; nothing more is read.
+    Failed,
+}
+
+/// The incremental request decoder.
+pub(crate) struct Parser {
+    limits: Limits,
+    buf: Vec<u8>,
+    /// Bytes of `buf` before this index are consumed.
+    pos: usize,
+    /// Index of `buf` before which no head (or trailer) terminator starts.
+    scanned: usize,
+    /// Index of `buf` of the request line's LF, once seen.
+    line_end: Option<usize>,
+    state: State,
+    body_read: u64,
+}
+
+impl Parser {
+    pub(crate) fn new(limits: Limits) -> Self {
+        Parser {
+            limits,
+            buf: Vec::new(),
+            pos: 0,
+            scanned: 0,
+            line_end: None,
+            state: State::Head,
+            body_read: 0,
+        }
+    }
+
+    /// Appends input. Call [`step`](Self::step) until it returns `None`.
+    pub(crate) fn push(&mut self, data: &[u8]) {
+        if self.state == State::Failed {
+            return;
+        }
+        if self.pos > 0 && (self.pos == self.buf.len() || self.pos >= 4096) {
+            self.buf.drain(..self.pos);
+            self.scanned = self.scanned.saturating_sub(self.pos);
+            self.line_end = self.line_end.map(|l| l - self.pos);
+            self.pos = 0;
+        }
+        if self.pos == self.buf.len() && self.buf.capacity() > 64 * 1024 {
+            self.buf = Vec::new();
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes received and not yet consumed.
+    pub(crate) fn buffered(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    /// Whether a request has been read in full.
+    pub(crate) fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Whether the decoder is between requests (looking for a head).
+    pub(crate) fn awaiting_head(&self) -> bool {
+        self.state == State::Head
+    }
+
+    /// After a request was read ([`is_done`](Self::is_done)): look for the
+    /// next one in what is buffered.
+    pub(crate) fn next_request(&mut self) {
+        if self.state == State::Done {
+            self.state = State::Head;
+            self.body_read = 0;
+        }
+    }
+
+    /// Stops reading for good (the connection is closing).
+    pub(crate) fn fail(&mut self) {
+        self.state = State::Failed;
+        self.buf = Vec::new();
+        self.pos = 0;
+        self.scanned = 0;
+        self.line_end = None;
+    }
+
+    fn error(&mut self, e: ParseError) -> Option<Step> {
+        self.fail();
+        Some(Step::Error(e))
+    }
+
+    /// Decodes what it can. `None` means more input is needed, or a
+    /// request was read in full ([`is_done`](Self::is_done)), or the
+    /// decoder failed.
+    pub(crate) fn step(&mut self) -> Option<Step> {
+        match self.state {
+            State::Head => self.head(),
+            State::Length { remaining } => {
+                let avail = self.buffered();
+                if remaining == 0 {
+                    self.state = State::Done;
+                    return Some(Step::End(Headers::new()));
+                }
+                if avail == 0 {
+                    return None;
+                }
+                let take = avail.min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                let data = self.buf[self.pos..self.pos + take].to_vec();
+                self.pos += take;
+                self.state = State::Length {
+                    remaining: remaining - take as u64,
+                };
+                Some(Step::Data(data))
+            }
+            State::ChunkSize => self.chunk_size(),
+            State::ChunkData { remaining } => {
+                let avail = self.buffered();
+                if avail == 0 {
+                    return None;
+                }
+                let take = avail.min(usize::try_from(remaining).unwrap_or(usize::MAX));
+                let data = self.buf[self.pos..self.pos + take].to_vec();
+                self.pos += take;
+                let left = remaining - take as u64;
+                self.state = if left == 0 {
+                    State::ChunkEnd
+                } else {
+                    State::ChunkData { remaining: left }
+                };
+                Some(Step::Data(data))
+            }
+            State::ChunkEnd => {
+                let rest = &self.buf[self.pos..];
+                match rest {
+                    [] | [b'\r'] => None,
+                    [b'\r', b'\n', ..] => {
+                        self.pos += 2;
+                        self.state = State::ChunkSize;
+                        self.step()
+                    }
+                    _ => self.error(ParseError::InvalidChunk),
+                }
+            }
+            State::Trailers => self.trailers(),
+            State::Done | State::Failed => None,
+        }
+    }
+
+    fn head(&mut self) -> Option<Step> {
+        // RFC 9112 §2.2: ignore empty lines before the request line.
+        loop {
+            match &self.buf[self.pos..] {
+                [b'\r', b'\n', ..] => self.pos += 2,
+                [b'\n', ..] => self.pos += 1,
+                [b'\r'] | [] => return None,
+                _ => break,
+            }
+        }
+        self.scanned = self.scanned.max(self.pos);
+        if self.line_end.is_none() {
+            let from = self.scanned;
+            match memchr(b'\n', &self.buf[from..]) {
+                Some(i) => self.line_end = Some(from + i),
+                None => {
+                    if self.buffered() > self.limits.max_request_line {
+                        return self.error(ParseError::RequestLineTooLong);
+                    }
+                    self.scanned = self.buf.len();
+                    return None;
+                }
+            }
+        }
+        let line_end = self.line_end.unwrap_or(self.pos);
+        if line_end - self.pos > self.limits.max_request_line {
+            return self.error(ParseError::RequestLineTooLong);
+        }
+        // The head ends at the first empty line after the request line.
+        let from = self.scanned.max(line_end);
+        let Some(end) = find_blank_line(&self.buf, from) else {
+            if self.buffered() > self.limits.max_head {
+                return self.error(ParseError::HeaderSectionTooLarge);
+            }
+            self.scanned = self.buf.len().saturating_sub(2).max(line_end);
+            return None;
+        };
+        if end - self.pos > self.limits.max_head {
+            return self.error(ParseError::HeaderSectionTooLarge);
+        }
+        let start = self.pos;
+        self.pos = end;
+        self.scanned = end;
+        self.line_end = None;
+        let parsed = parse_head(&self.buf[start..end], &self.limits);
+        match parsed {
+            Ok(head) => {
+                self.state = match head.body {
+                    BodyLength::Empty => State::Length { remaining: 0 },
+                    BodyLength::Length(n) => State::Length { remaining: n },
+                    BodyLength::Chunked => State::ChunkSize,
+                };
+                Some(Step::Head(Box::new(head)))
+            }
+            Err(e) => self.error(e),
+        }
+    }
+
+    fn chunk_size(&mut self) -> Option<Step> {
+        let rest = &self.buf[self.pos..];
+        let Some(lf) = memchr(b'\n', rest) else {
+            if rest.len() > self.limits.max_chunk_line {
+                return self.error(ParseError::InvalidChunk);
+            }
+            return None;
+        };
+        if lf > self.limits.max_chunk_line || lf == 0 || rest[lf - 1] != b'\r' {
+            return self.error(ParseError::InvalidChunk);
+        }
+        let Some(size) = parse_chunk_line(&rest[..lf - 1]) else {
+            return self.error(ParseError::InvalidChunk);
+        };
+        self.pos += lf + 1;
+        let total = self.body_read.checked_add(size);
+        match total {
+            Some(t) if t <= self.limits.max_body => self.body_read = t,
+            _ => return self.error(ParseError::BodyTooLarge),
+        }
+        self.state = if size == 0 {
+            State::Trailers
+        } else {
+            State::ChunkData { remaining: size }
+        };
+        self.step()
+    }
+
+    fn trailers(&mut self) -> Option<Step> {
+        let end = match &self.buf[self.pos..] {
+            [b'\r', b'\n', ..] => Some(self.pos + 2),
+            [b'\n', ..] => Some(self.pos + 1),
+            [] | [b'\r'] => None,
+            [b'\r', ..] => return self.error(ParseError::InvalidHeader),
+            _ => {
+                let from = self.scanned.max(self.pos);
+                let found = find_blank_line(&self.buf, from);
+                if found.is_none() {
+                    self.scanned = self.buf.len().saturating_sub(2).max(self.pos);
+                }
+                found
+            }
+        };
+        let Some(end) = end else {
+            if self.buffered() > self.limits.max_head {
+                return self.error(ParseError::HeaderSectionTooLarge);
+            }
+            return None;
+        };
+        if end - self.pos > self.limits.max_head {
+            return self.error(ParseError::HeaderSectionTooLarge);
+        }
+        let mut slots = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+        let result = match httparse::parse_headers(&self.buf[self.pos..end], &mut slots) {
+            Ok(httparse::Status::Complete((n, fields))) if self.pos + n == end => {
+                let mut trailers = Headers::new();
+                for f in fields.iter() {
+                    trailers.push_unchecked(f.name, f.value);
+                }
+                Ok(trailers)
+            }
+            Err(httparse::Error::TooManyHeaders) => Err(ParseError::TooManyHeaders),
+            _ => Err(ParseError::InvalidHeader),
+        };
+        match result {
+            Ok(trailers) => {
+                self.pos = end;
+                self.scanned = end;
+                self.state = State::Done;
+                Some(Step::End(trailers))
+            }
+            Err(e) => self.error(e),
+        }
+    }
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+/// The index just past the first empty line (`\n\n` or `\n\r\n`) that
+/// starts at or after `from - 1`.
+fn find_blank_line(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from.min(buf.len());
+    while let Some(off) = memchr(b'\n', &buf[i..]) {
+        let lf = i + off;
+        match (buf.get(lf + 1), buf.get(lf + 2)) {
+            (Some(b'\n'), _) => return Some(lf + 2),
+            (Some(b'\r'), Some(b'\n')) => return Some(lf + 3),
+            _ => i = lf + 1,
+        }
+    }
+    None
+}
+
+/// Parses `chunk-size [ chunk-ext ]` (the line without its CRLF).
+fn parse_chunk_line(line: &[u8]) -> Option<u64> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let mut size: u64 = 0;
+    for &b in &line[..digits] {
+        let d = (b as char).to_digit(16)? as u64;
+        size = size.checked_mul(16)?.checked_add(d)?;
+    }
+    let ext = &line[digits..];
+    if !ext.is_empty() {
+        // chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ):
+        // extensions are ignored, but must start with ';' and hold no
+        // control characters (a bare CR or LF would hide a line break).
+        let trimmed = trim_ows(ext);
+        if trimmed.first() != Some(&b';') {
+            return None;
+        }
+        if !ext.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)) {
+            return None;
+        }
+    }
+    Some(size)
+}
+
+/// Whether `b` may appear in a `Host` value (RFC 3986 reg-name, IP
+/// literal and port characters).
+fn is_host_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'['
+                | b']'
+                | b'%'
+        )
+}
+
+fn parse_head(raw: &[u8], limits: &Limits) -> Result<RequestHead, ParseError> {
+    let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut req = httparse::Request::new(&mut slots);
+    match req.parse(raw) {
+        Ok(httparse::Status::Complete(n)) if n == raw.len() => {}
+        Ok(_) => return Err(ParseError::InvalidHeader),
+        Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
+        Err(httparse::Error::Version) => return Err(version_error(raw)),
+        Err(_) if req.version.is_none() => return Err(ParseError::InvalidRequestLine),
+        Err(_) => return Err(ParseError::InvalidHeader),
+    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(ParseError::InvalidRequestLine);
+    };
+    let version = if minor == 1 {
+        Version::Http11
+    } else {
+        Version::Http10
+    };
+    let method = Method::from_token(method);
+    let mut headers = Headers::new();
+    for h in req.headers.iter() {
+        headers.push_unchecked(h.name, h.value);
+    }
+
+    if method == Method::Connect {
+        return Err(ParseError::ConnectNotSupported);
+    }
+    let (path, query, target_host) = split_target(&method, target)?;
+
+    let host = match headers.count("host") {
+        0 if version == Version::Http11 => return Err(ParseError::MissingHost),
+        0 => None,
+        1 => {
+            let v = headers.get_bytes("host").unwrap_or_default();
+            if !v.iter().all(|&b| is_host_char(b)) {
+                return Err(ParseError::InvalidHost);
+            }
+            Some(String::from_utf8_lossy(v).into_owned())
+        }
+        _ => return Err(ParseError::MultipleHost),
+    };
+    let host = target_host.or(host);
+
+    let body = body_length(&headers, version, limits)?;
+
+    let expect_continue = match headers.get_bytes("expect") {
+        None => false,
+        Some(_) if version == Version::Http10 => false,
+        Some(v) if trim_ows(v).eq_ignore_ascii_case(b"100-continue") => true,
+        Some(_) => return Err(ParseError::ExpectationFailed),
+    };
+    let keep_alive = match version {
+        Version::Http11 => !headers.has_token("connection", "close"),
+        Version::Http10 => {
+            headers.has_token("connection", "keep-alive")
+                && !headers.has_token("connection", "close")
+        }
+    };
+    Ok(RequestHead {
+        method,
+        target: target.to_string(),
+        path,
+        query,
+        version,
+        headers,
+        host,
+        body,
+        keep_alive,
+        expect_continue,
+    })
+}
+
+/// `httparse` found a version it does not know: a well-formed
+/// `HTTP/x.y` of another major version is 505, anything else 400.
+fn version_error(raw: &[u8]) -> ParseError {
+    let line_end = memchr(b'\n', raw).unwrap_or(raw.len());
+    let line = raw[..line_end]
+        .strip_suffix(b"\r")
+        .unwrap_or(&raw[..line_end]);
+    let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+    match parts.as_slice() {
+        [_, _, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]]
+            if major.is_ascii_digit() && minor.is_ascii_digit() && *major != b'1' =>
+        {
+            ParseError::UnsupportedVersion
+        }
+        _ => ParseError::InvalidRequestLine,
+    }
+}
+
+/// Splits a request target into (path, query, authority).
+type Target = (String, Option<String>, Option<String>);
+
+fn split_target(method: &Method, target: &str) -> Result<Target, ParseError> {
+    if target == "*" {
+        return if *method == Method::Options {
+            Ok(("*".to_string(), None, None))
+        } else {
+            Err(ParseError::InvalidTarget)
+        };
+    }
+    if target.contains('#') {
+        return Err(ParseError::InvalidTarget);
+    }
+    let (authority, rest) = if target.starts_with('/') {
+        (None, target)
+    } else {
+        let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
+        let after = if lower.starts_with("http://") {
+            &target[7..]
+        } else if lower.starts_with("https://") {
+            &target[8..]
+        } else {
+            return Err(ParseError::InvalidTarget);
+        };
+        let end = after.find(['/', '?']).unwrap_or(after.len());
+        let authority = &after[..end];
+        if authority.is_empty() || authority.contains('@') || !authority.bytes().all(is_host_char) {
+            return Err(ParseError::InvalidTarget);
+        }
+        (Some(authority.to_string()), &after[end..])
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_string())),
+        None => (rest, None),
+    };
+    let path = if path.is_empty() { "/" } else { path };
+    Ok((path.to_string(), query, authority))
+}
+
+fn body_length(
+    headers: &Headers,
+    version: Version,
+    limits: &Limits,
+) -> Result<BodyLength, ParseError> {
+    let has_te = headers.contains("transfer-encoding");
+    let has_cl = headers.contains("content-length");
+    if has_te && has_cl {
+        return Err(ParseError::ContentLengthWithTransferEncoding);
+    }
+    if has_te {
+        if version == Version::Http10 {
+            return Err(ParseError::TransferEncodingInHttp10);
+        }
+        let mut codings = Vec::new();
+        for v in headers.get_all_bytes("transfer-encoding") {
+            for item in v.split(|&b| b == b',') {
+                let item = trim_ows(item);
+                if !item.is_empty() {
+                    codings.push(item);
+                }
+            }
+        }
+        let is_chunked = |c: &&[u8]| c.eq_ignore_ascii_case(b"chunked");
+        match codings.last() {
+            Some(last) if is_chunked(last) => {}
+            _ => return Err(ParseError::TransferEncodingNotChunked),
+        }
+        if codings.iter().filter(|c| is_chunked(c)).count() > 1 {
+            return Err(ParseError::TransferEncodingNotChunked);
+        }
+        if codings.len() > 1 {
+            return Err(ParseError::UnsupportedTransferCoding);
+        }
+        return Ok(BodyLength::Chunked);
+    }
+    if has_cl {
+        let mut length: Option<u64> = None;
+        for v in headers.get_all_bytes("content-length") {
+            for item in v.split(|&b| b == b',') {
+                let item = trim_ows(item);
+                if item.is_empty() || !item.iter().all(u8::is_ascii_digit) {
+                    return Err(ParseError::InvalidContentLength);
+                }
+                let mut n: u64 = 0;
+                for &d in item {
+                    n = n
+                        .checked_mul(10)
+                        .and_then(|n| n.checked_add(u64::from(d - b'0')))
+                        .ok_or(ParseError::InvalidContentLength)?;
+                }
+                match length {
+                    Some(l) if l != n => return Err(ParseError::ConflictingContentLength),
+                    _ => length = Some(n),
+                }
+            }
+        }
+        let n = length.ok_or(ParseError::InvalidContentLength)?;
+        if n > limits.max_body {
+            return Err(ParseError::BodyTooLarge);
+        }
+        return Ok(if n == 0 {
+            BodyLength::Empty
+        } else {
+            BodyLength::Length(n)
+        });
+    }
+    Ok(BodyLength::Empty)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> Vec<Step> {
+        let mut p = Parser::new(Limits::default());
+        p.push(input);
+        let mut out = Vec::new();
+        loop {
+            while let Some(s) = p.step() {
+                out.push(s);
+            }
+            if p.is_done() {
+                p.next_request();
+                continue;
+            }
+            return out;
+        }
+    }
+
+    fn first_error(input: &[u8]) -> Option<ParseError> {
+        parse_all(input).into_iter().find_map(|s| match s {
+            Step::Error(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn chunk_lines() {
+        assert_eq!(parse_chunk_line(b"0"), Some(0));
+        assert_eq!(parse_chunk_line(b"1aF"), Some(0x1af));
+        assert_eq!(parse_chunk_line(b"10;name=value"), Some(16));
+        assert_eq!(parse_chunk_line(b"10 ; name=\"v\""), Some(16));
+        assert_eq!(parse_chunk_line(b"0000000000000000000001"), Some(1));
+        assert_eq!(parse_chunk_line(b"10000000000000000"), None); // 2^64
+        assert_eq!(parse_chunk_line(b""), None);
+        assert_eq!(parse_chunk_line(b"+5"), None);
+        assert_eq!(parse_chunk_line(b"0x5"), None);
+        assert_eq!(parse_chunk_line(b"5 garbage"), None);
+        assert_eq!(parse_chunk_line(b"5;a\rb"), None);
+        assert_eq!(parse_chunk_line(b"5;a\0b"), None);
+    }
+
+    #[test]
+    fn blank_line() {
+        assert_eq!(find_blank_line(b"a\r\n\r\n", 0), Some(5));
+        assert_eq!(find_blank_line(b"a\n\n", 0), Some(3));
+        assert_eq!(find_blank_line(b"a\r\nb\r\n", 0), None);
+        assert_eq!(find_blank_line(b"a\r\n\r", 0), None);
+    }
+
+    #[test]
+    fn version_errors() {
+        assert_eq!(
+            first_error(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"),
+            Some(ParseError::UnsupportedVersion)
+        );
+        assert_eq!(
+            first_error(b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Some(ParseError::InvalidRequestLine)
+        );
+        assert_eq!(
+            first_error(b"GET / http/1.1\r\nHost: a\r\n\r\n"),
+            Some(ParseError::InvalidRequestLine)
+        );
+    }
+
+    #[test]
+    fn targets() {
+        let t = |m: Method, s: &str| split_target(&m, s);
+        assert_eq!(
+            t(Method::Get, "http://Example.org:80").unwrap(),
+            ("/".into(), None, Some("Example.org:80".into()))
+        );
+        assert_eq!(
+            t(Method::Get, "HTTPS://h/x?y").unwrap(),
+            ("/x".into(), Some("y".into()), Some("h".into()))
+        );
+        assert!(t(Method::Get, "*").is_err());
+        assert!(t(Method::Options, "*").is_ok());
+        assert!(t(Method::Get, "ftp://h/").is_err());
+        assert!(t(Method::Get, "http://u@h/").is_err());
+        assert!(t(Method::Get, "http:///x").is_err());
+        assert!(t(Method::Get, "/a#frag").is_err());
+        assert!(t(Method::Get, "a/b").is_err());
+    }
+
+    #[test]
+    fn chunked_with_trailers_then_next_request() {
+        let steps = parse_all(
+            b"POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\
+              5;ext=1\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        );
+        assert!(matches!(&steps[0], Step::Head(h) if h.body == BodyLength::Chunked));
+        assert_eq!(steps[1], Step::Data(b"hello".to_vec()));
+        match &steps[2] {
+            Step::End(t) => assert_eq!(t.get("x-sum"), Some("1")),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(&steps[3], Step::Head(h) if h.method == Method::Get));
+        assert_eq!(steps[4], Step::End(Headers::new()));
+        assert_eq!(steps.len(), 5);
+    }
+}

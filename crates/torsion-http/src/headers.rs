@@ -1,0 +1,360 @@
+//! The vocabulary of a message: methods, versions and header fields.
+//!
+//! These types exist so that a header the application sets can never put
+//! a CR, an LF or a NUL on the wire (response splitting): [`Headers`]
+//! validates every name and value it is given, and the parser fills it
+//! only with what `httparse` already checked.
+
+use std::fmt;
+use thiserror::Error;
+
+/// A request method (RFC 9110 §9). Methods are case-sensitive.
+///
+/// ```
+/// use torsion_http::Method;
+/// assert_eq!(Method::from_token("GET"), Method::Get);
+/// assert_eq!(Method::from_token("PURGE").as_str(), "PURGE");
+/// assert_eq!(Method::from_token("get"), Method::Other("get".into()));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// `GET`
+    Get,
+    /// `HEAD`: a `GET` whose response has no body.
+    Head,
+    /// `POST`
+    Post,
+    /// `PUT`
+    Put,
+    /// `DELETE`
+    Delete,
+    /// `OPTIONS`
+    Options,
+    /// `PATCH`
+    Patch,
+    /// `TRACE`
+    Trace,
+    /// `CONNECT`
+    Connect,
+    /// Any other method token.
+    Other(String),
+}
+
+impl Method {
+    /// The method named by `token` (already known to be a valid token).
+    pub fn from_token(token: &str) -> Method {
+        match token {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            "PATCH" => Method::Patch,
+            "TRACE" => Method::Trace,
+            "CONNECT" => Method::Connect,
+            other => Method::Other(other.to_string()),
+        }
+    }
+
+    /// The method as it appears on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Patch => "PATCH",
+            Method::Trace => "TRACE",
+            Method::Connect => "CONNECT",
+            Method::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The protocol version of a request.
+///
+/// ```
+/// use torsion_http::Version;
+/// assert_eq!(Version::Http11.to_string(), "HTTP/1.1");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Version {
+    /// HTTP/1.0: connections close after each response unless the client
+    /// asked for `keep-alive`; no chunked transfer coding.
+    Http10,
+    /// HTTP/1.1: persistent connections by default.
+    Http11,
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        })
+    }
+}
+
+/// A header name or value that cannot go on the wire.
+///
+/// ```
+/// use torsion_http::{Headers, InvalidHeader};
+/// let mut h = Headers::new();
+/// let err = h.set("X-Evil", "a\r\nSet-Cookie: x=1").unwrap_err();
+/// assert!(matches!(err, InvalidHeader::Value { .. }));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum InvalidHeader {
+    /// The name is empty or holds a character that is not a token
+    /// character (RFC 9110 §5.1).
+    #[error("invalid header name {name:?}")]
+    Name {
+        /// The refused name.
+        name: String,
+    },
+    /// The value holds CR, LF, NUL or another control character other
+    /// than horizontal tab (RFC 9110 §5.5).
+    #[error("invalid value for header {name:?}")]
+    Value {
+        /// The header whose value was refused.
+        name: String,
+    },
+}
+
+/// Whether `b` is a `tchar` (RFC 9110 §5.6.2).
+pub(crate) fn is_tchar(b: u8) -> bool {
+    matches!(b,
+        b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' |
+        b'^' | b'_' | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
+}
+
+/// Whether `s` is a non-empty token.
+pub(crate) fn is_token(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
+}
+
+/// Whether `v` may be sent as a field value: no control characters but
+/// horizontal tab, no DEL.
+pub(crate) fn is_field_value(v: &[u8]) -> bool {
+    v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+/// An ordered list of header fields; names compare case-insensitively.
+///
+/// Every name and value that goes in through the public methods is
+/// checked, so a `Headers` can always be written to the wire safely.
+///
+/// ```
+/// use torsion_http::Headers;
+/// let mut h = Headers::new();
+/// h.set("Content-Type", "text/plain").unwrap();
+/// h.append("Set-Cookie", "a=1").unwrap();
+/// h.append("set-cookie", "b=2").unwrap();
+/// assert_eq!(h.get("content-type"), Some("text/plain"));
+/// assert_eq!(h.get_all("SET-COOKIE").count(), 2);
+/// h.remove("Set-Cookie");
+/// assert!(!h.contains("set-cookie"));
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    entries: Vec<(String, Vec<u8>)>,
+}
+
+impl Headers {
+    /// No headers.
+    pub fn new() -> Self {
+        Headers::default()
+    }
+
+    /// Adds a field, keeping any others of the same name.
+    pub fn append(
+        &mut self,
+        name: impl Into<String>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<(), InvalidHeader> {
+        let name = name.into();
+        let value = value.as_ref();
+        if !is_token(name.as_bytes()) {
+            return Err(InvalidHeader::Name { name });
+        }
+        if !is_field_value(value) {
+            return Err(InvalidHeader::Value { name });
+        }
+        self.entries.push((name, value.to_vec()));
+        Ok(())
+    }
+
+    /// Replaces every field named `name` with one field.
+    pub fn set(
+        &mut self,
+        name: impl Into<String>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<(), InvalidHeader> {
+        let name = name.into();
+        let value = value.as_ref();
+        if !is_token(name.as_bytes()) {
+            return Err(InvalidHeader::Name { name });
+        }
+        if !is_field_value(value) {
+            return Err(InvalidHeader::Value { name });
+        }
+        self.remove(&name);
+        self.entries.push((name, value.to_vec()));
+        Ok(())
+    }
+
+    /// Adds a field the parser already validated.
+    pub(crate) fn push_unchecked(&mut self, name: &str, value: &[u8]) {
+        self.entries.push((name.to_string(), value.to_vec()));
+    }
+
+    /// Removes every field named `name`; returns whether there was one.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.entries.len() != before
+    }
+
+    /// The first value of `name` as raw bytes.
+    pub fn get_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.entries
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The first value of `name`, if it is valid UTF-8.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.get_bytes(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Every value of `name` that is valid UTF-8, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.get_all_bytes(name)
+            .filter_map(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Every value of `name` as raw bytes, in order.
+    pub fn get_all_bytes<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.entries
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// How many fields are named `name`.
+    pub fn count(&self, name: &str) -> usize {
+        self.entries
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .count()
+    }
+
+    /// Whether a field named `name` is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get_bytes(name).is_some()
+    }
+
+    /// Every field, in order, as (name, value).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+
+    /// The number of fields.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether the comma-separated list in every `name` field holds
+    /// `token` (case-insensitively), as in `Connection: keep-alive, close`.
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.entries
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .any(|(_, v)| {
+                v.split(|&b| b == b',')
+                    .any(|item| trim_ows(item).eq_ignore_ascii_case(token.as_bytes()))
+            })
+    }
+}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(
+                self.entries
+                    .iter()
+                    .map(|(n, v)| (n, String::from_utf8_lossy(v))),
+            )
+            .finish()
+    }
+}
+
+/// Trims optional whitespace (SP and HTAB) from both ends.
+pub(crate) fn trim_ows(v: &[u8]) -> &[u8] {
+    let start = v
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |i| i + 1);
+    &v[start..end.max(start)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_crlf_nul_and_bad_names() {
+        let mut h = Headers::new();
+        for bad in ["a\rb", "a\nb", "a\0b", "a\x7fb", "\r\n"] {
+            assert!(matches!(h.set("X", bad), Err(InvalidHeader::Value { .. })));
+            assert!(matches!(
+                h.append("X", bad),
+                Err(InvalidHeader::Value { .. })
+            ));
+        }
+        for bad in ["", "A B", "A:B", "A\r\n", "Ä"] {
+            assert!(matches!(h.set(bad, "v"), Err(InvalidHeader::Name { .. })));
+        }
+        assert!(h.is_empty());
+        h.set("X", "tab\tand obs-text \u{e9}").unwrap();
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn tokens_in_lists() {
+        let mut h = Headers::new();
+        h.append("Connection", "Keep-Alive ,  Upgrade").unwrap();
+        h.append("connection", "close").unwrap();
+        assert!(h.has_token("CONNECTION", "keep-alive"));
+        assert!(h.has_token("connection", "close"));
+        assert!(!h.has_token("connection", "clos"));
+    }
+
+    #[test]
+    fn trim() {
+        assert_eq!(trim_ows(b" \t a b \t"), b"a b");
+        assert_eq!(trim_ows(b"   "), b"");
+        assert_eq!(trim_ows(b""), b"");
+    }
+}

@@ -1,0 +1,608 @@
+//! [`Request`]: one HTTP request and its response, as a resource sees it
+//! (twisted.web's `Request`).
+//!
+//! A request is read in full (head and body, within
+//! [`Limits::max_body`](crate::Limits::max_body)) before a resource
+//! renders it. The resource then answers through the same object: status,
+//! headers and cookies first, then [`write`](Request::write) and
+//! [`finish`](Request::finish) — at once, or later from a timer or a
+//! producer (Twisted's `NOT_DONE_YET`). The handle is cheap to clone, so
+//! a resource can keep it for as long as the answer takes.
+
+use crate::channel::ChannelShared;
+use crate::cookie::{parse_cookie_header, Cookie, InvalidCookie};
+use crate::h1::ResponseHead;
+use crate::headers::{Headers, InvalidHeader, Method, Version};
+use crate::text::{html_escape, parse_urlencoded, percent_decode};
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::{Rc, Weak};
+use std::time::SystemTime;
+use torsion::{Address, ConnectionLost, Producer, Reactor};
+
+/// How a request's answer ended, as told to
+/// [`notify_finish`](Request::notify_finish) callbacks.
+pub type Finished = Result<(), ConnectionLost>;
+
+type FinishCallback = Box<dyn FnOnce(&Finished)>;
+
+/// One request and its response. Clone it to keep it.
+///
+/// ```
+/// use torsion_http::{Render, Request, Resource};
+///
+/// /// Answers with the client's own `User-Agent`.
+/// struct Mirror;
+/// impl Resource for Mirror {
+///     fn render_get(&self, request: &Request) -> Render {
+///         let agent = request.header("user-agent").unwrap_or("nobody").to_string();
+///         request.set_header("Content-Type", "text/plain; charset=utf-8").unwrap();
+///         Render::Body(format!("you are {agent}\n").into_bytes())
+///     }
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Request {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    method: Method,
+    uri: String,
+    path: String,
+    query: Option<String>,
+    version: Version,
+    headers: Headers,
+    trailers: Headers,
+    content: Vec<u8>,
+    host: Option<String>,
+    client: Address,
+    local: Address,
+    received: SystemTime,
+    prepath: RefCell<Vec<String>>,
+    postpath: RefCell<Vec<String>>,
+    query_args: OnceCell<HashMap<String, Vec<String>>>,
+    form_args: OnceCell<HashMap<String, Vec<String>>>,
+    channel: Weak<ChannelShared>,
+    response: RefCell<Response>,
+}
+
+struct Response {
+    code: u16,
+    reason: Option<String>,
+    headers: Headers,
+    started: bool,
+    finished: bool,
+    lost: Option<ConnectionLost>,
+    bytes: u64,
+    on_finish: Vec<FinishCallback>,
+}
+
+/// What the channel gives a new request.
+pub(crate) struct Parts {
+    pub(crate) method: Method,
+    pub(crate) uri: String,
+    pub(crate) path: String,
+    pub(crate) query: Option<String>,
+    pub(crate) version: Version,
+    pub(crate) headers: Headers,
+    pub(crate) trailers: Headers,
+    pub(crate) content: Vec<u8>,
+    pub(crate) host: Option<String>,
+    pub(crate) client: Address,
+    pub(crate) local: Address,
+}
+
+/// Splits a raw path into decoded segments, Twisted's `postpath`: `/` is
+/// `[""]`, `/a/b/` is `["a", "b", ""]`. A `%2F` decodes to a `/` inside
+/// one segment, never to a separator.
+pub(crate) fn split_segments(path: &str) -> Vec<String> {
+    if path == "*" {
+        return Vec::new();
+    }
+    path.strip_prefix('/')
+        .unwrap_or(path)
+        .split('/')
+        .map(|s| String::from_utf8_lossy(&percent_decode(s, false)).into_owned())
+        .collect()
+}
+
+impl Request {
+    pub(crate) fn new(parts: Parts, channel: Weak<ChannelShared>) -> Request {
+        let postpath = split_segments(&parts.path);
+        Request {
+            inner: Rc::new(Inner {
+                method: parts.method,
+                uri: parts.uri,
+                path: parts.path,
+                query: parts.query,
+                version: parts.version,
+                headers: parts.headers,
+                trailers: parts.trailers,
+                content: parts.content,
+                host: parts.host,
+                client: parts.client,
+                local: parts.local,
+                received: SystemTime::now(),
+                prepath: RefCell::new(Vec::new()),
+                postpath: RefCell::new(postpath),
+                query_args: OnceCell::new(),
+                form_args: OnceCell::new(),
+                channel,
+                response: RefCell::new(Response {
+                    code: 200,
+                    reason: None,
+                    headers: Headers::new(),
+                    started: false,
+                    finished: false,
+                    lost: None,
+                    bytes: 0,
+                    on_finish: Vec::new(),
+                }),
+            }),
+        }
+    }
+
+    // ---- what was asked ------------------------------------------------
+
+    /// The method.
+    pub fn method(&self) -> &Method {
+        &self.inner.method
+    }
+
+    /// The request target exactly as sent (`/a%20b?x=1`).
+    pub fn uri(&self) -> &str {
+        &self.inner.uri
+    }
+
+    /// The path of the target, still percent-encoded.
+    pub fn path(&self) -> &str {
+        &self.inner.path
+    }
+
+    /// The query string (after `?`), still encoded.
+    pub fn query(&self) -> Option<&str> {
+        self.inner.query.as_deref()
+    }
+
+    /// The protocol version.
+    pub fn version(&self) -> Version {
+        self.inner.version
+    }
+
+    /// The request's header fields.
+    pub fn headers(&self) -> &Headers {
+        &self.inner.headers
+    }
+
+    /// The first value of a request header, if it is valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.inner.headers.get(name)
+    }
+
+    /// The trailer fields of a chunked request body.
+    pub fn trailers(&self) -> &Headers {
+        &self.inner.trailers
+    }
+
+    /// The request body.
+    pub fn content(&self) -> &[u8] {
+        &self.inner.content
+    }
+
+    /// The host the request is for (`Host`, or the authority of an
+    /// absolute URI), port included if one was sent.
+    pub fn host(&self) -> Option<&str> {
+        self.inner.host.as_deref()
+    }
+
+    /// The address of the client.
+    pub fn client(&self) -> &Address {
+        &self.inner.client
+    }
+
+    /// The address of the server's end of the connection.
+    pub fn host_address(&self) -> &Address {
+        &self.inner.local
+    }
+
+    /// When the request was read, by the wall clock.
+    pub fn received(&self) -> SystemTime {
+        self.inner.received
+    }
+
+    /// The path segments already consumed on the way to this resource.
+    pub fn prepath(&self) -> Vec<String> {
+        self.inner.prepath.borrow().clone()
+    }
+
+    /// The path segments not yet consumed: what a leaf resource still has
+    /// to interpret.
+    pub fn postpath(&self) -> Vec<String> {
+        self.inner.postpath.borrow().clone()
+    }
+
+    /// Moves the next segment from postpath to prepath; `None` when none
+    /// is left. The site calls this while it walks the resource tree.
+    pub(crate) fn consume_segment(&self) -> Option<String> {
+        let mut post = self.inner.postpath.borrow_mut();
+        if post.is_empty() {
+            return None;
+        }
+        let seg = post.remove(0);
+        self.inner.prepath.borrow_mut().push(seg.clone());
+        Some(seg)
+    }
+
+    /// The arguments of the query string, multi-valued.
+    pub fn query_args(&self) -> &HashMap<String, Vec<String>> {
+        self.inner
+            .query_args
+            .get_or_init(|| parse_urlencoded(self.inner.query.as_deref().unwrap_or("")))
+    }
+
+    /// The arguments of an `application/x-www-form-urlencoded` body,
+    /// multi-valued (empty for other bodies).
+    pub fn form_args(&self) -> &HashMap<String, Vec<String>> {
+        self.inner.form_args.get_or_init(|| {
+            let is_form = self.header("content-type").is_some_and(|ct| {
+                ct.split(';').next().is_some_and(|t| {
+                    t.trim()
+                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                })
+            });
+            if is_form {
+                parse_urlencoded(&String::from_utf8_lossy(&self.inner.content))
+            } else {
+                HashMap::new()
+            }
+        })
+    }
+
+    /// Every value of argument `name`: the query's first, then the form's
+    /// (twisted's `request.args`).
+    ///
+    /// ```no_run
+    /// # fn f(request: &torsion_http::Request) {
+    /// let names: Vec<String> = request.args("name");
+    /// # }
+    /// ```
+    pub fn args(&self, name: &str) -> Vec<String> {
+        let mut v = self.query_args().get(name).cloned().unwrap_or_default();
+        v.extend(self.form_args().get(name).cloned().unwrap_or_default());
+        v
+    }
+
+    /// The first value of argument `name`, from the query or the form.
+    pub fn arg(&self, name: &str) -> Option<String> {
+        self.args(name).into_iter().next()
+    }
+
+    /// The cookies the client sent, in order.
+    pub fn cookies(&self) -> Vec<(String, String)> {
+        parse_cookie_header(self.inner.headers.get_all("cookie"))
+    }
+
+    /// The value of the first cookie named `name`.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The reactor the request's connection runs on, for a resource that
+    /// answers later (`request.reactor()?.call_later(..)`). `None` once
+    /// the connection is gone.
+    pub fn reactor(&self) -> Option<Reactor> {
+        self.inner.channel.upgrade().map(|c| c.reactor().clone())
+    }
+
+    // ---- the answer ----------------------------------------------------
+
+    /// Sets the status code (200 unless set).
+    pub fn set_response_code(&self, code: u16) {
+        let mut r = self.inner.response.borrow_mut();
+        r.code = code;
+        r.reason = None;
+    }
+
+    /// Sets the status code with a reason phrase of the resource's own.
+    /// A phrase with control characters is replaced by the standard one.
+    pub fn set_response_code_with_reason(&self, code: u16, reason: &str) {
+        let mut r = self.inner.response.borrow_mut();
+        r.code = code;
+        r.reason = crate::headers::is_field_value(reason.as_bytes()).then(|| reason.to_string());
+    }
+
+    /// The status code set so far.
+    pub fn response_code(&self) -> u16 {
+        self.inner.response.borrow().code
+    }
+
+    /// Sets a response header, replacing any of the same name. Refuses CR,
+    /// LF and other control characters (response splitting).
+    pub fn set_header(&self, name: &str, value: impl AsRef<[u8]>) -> Result<(), InvalidHeader> {
+        self.inner.response.borrow_mut().headers.set(name, value)
+    }
+
+    /// Adds a response header, keeping others of the same name.
+    pub fn add_header(&self, name: &str, value: impl AsRef<[u8]>) -> Result<(), InvalidHeader> {
+        self.inner.response.borrow_mut().headers.append(name, value)
+    }
+
+    /// Removes a response header.
+    pub fn remove_header(&self, name: &str) {
+        self.inner.response.borrow_mut().headers.remove(name);
+    }
+
+    /// The first value of a response header set so far.
+    pub fn response_header(&self, name: &str) -> Option<String> {
+        self.inner
+            .response
+            .borrow()
+            .headers
+            .get(name)
+            .map(str::to_string)
+    }
+
+    /// Adds a `Set-Cookie` header.
+    pub fn add_cookie(&self, cookie: &Cookie) -> Result<(), InvalidCookie> {
+        let value = cookie.to_header()?;
+        self.inner
+            .response
+            .borrow_mut()
+            .headers
+            .append("Set-Cookie", value)
+            .map_err(|_| InvalidCookie::Value(String::new()))
+    }
+
+    /// Answers `302 Found` with `Location: url` (twisted's
+    /// `request.redirect`); the resource still finishes the response.
+    pub fn redirect(&self, url: &str) -> Result<(), InvalidHeader> {
+        self.set_header("Location", url)?;
+        self.set_response_code(302);
+        Ok(())
+    }
+
+    /// Whether the response head has been sent (status and headers can no
+    /// longer change).
+    pub fn started(&self) -> bool {
+        self.inner.response.borrow().started
+    }
+
+    /// Whether [`finish`](Self::finish) was called.
+    pub fn is_finished(&self) -> bool {
+        self.inner.response.borrow().finished
+    }
+
+    /// Whether the client went away before the response finished.
+    pub fn is_disconnected(&self) -> bool {
+        self.inner.response.borrow().lost.is_some()
+    }
+
+    /// Body bytes written so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.inner.response.borrow().bytes
+    }
+
+    /// Writes part of the body; the first write sends the status and
+    /// headers. Without a `Content-Length` the body is sent chunked
+    /// (HTTP/1.1) or ended by closing (HTTP/1.0). For `HEAD` requests
+    /// nothing of the body is sent. Writing after `finish`, or after the
+    /// client went away, does nothing.
+    pub fn write(&self, data: &[u8]) {
+        let head = {
+            let mut r = self.inner.response.borrow_mut();
+            if r.finished || r.lost.is_some() {
+                return;
+            }
+            if r.started && data.is_empty() {
+                return;
+            }
+            r.bytes += data.len() as u64;
+            if r.started {
+                None
+            } else {
+                r.started = true;
+                Some(ResponseHead {
+                    status: r.code,
+                    custom_reason: r.reason.clone(),
+                    headers: r.headers.clone(),
+                })
+            }
+        };
+        let Some(channel) = self.inner.channel.upgrade() else {
+            return;
+        };
+        if let Some(head) = head {
+            channel.send_head(self, head);
+        }
+        channel.send_data(self, data);
+    }
+
+    /// Ends the response. If nothing was written and no length was set,
+    /// the response says `Content-Length: 0`. Callbacks given to
+    /// [`notify_finish`](Self::notify_finish) then run with `Ok`. Calling
+    /// it twice, or after the client went away, does nothing.
+    pub fn finish(&self) {
+        let head = {
+            let mut r = self.inner.response.borrow_mut();
+            if r.finished || r.lost.is_some() {
+                return;
+            }
+            r.finished = true;
+            if r.started {
+                None
+            } else {
+                r.started = true;
+                if !matches!(r.code, 204 | 304) && !r.headers.contains("content-length") {
+                    let _ = r.headers.set("Content-Length", "0");
+                }
+                Some(ResponseHead {
+                    status: r.code,
+                    custom_reason: r.reason.clone(),
+                    headers: r.headers.clone(),
+                })
+            }
+        };
+        if let Some(channel) = self.inner.channel.upgrade() {
+            if let Some(head) = head {
+                channel.send_head(self, head);
+            }
+            channel.finish(self);
+        }
+        let callbacks = std::mem::take(&mut self.inner.response.borrow_mut().on_finish);
+        for cb in callbacks {
+            cb(&Ok(()));
+        }
+    }
+
+    /// Answers with `body` as the whole response (setting its
+    /// `Content-Length`), then finishes.
+    pub(crate) fn respond_with(&self, body: &[u8]) {
+        {
+            let mut r = self.inner.response.borrow_mut();
+            if !r.started && !matches!(r.code, 204 | 304) {
+                let _ = r.headers.set("Content-Length", body.len().to_string());
+            }
+        }
+        self.write(body);
+        self.finish();
+    }
+
+    /// Replaces whatever was prepared with an error page, if the head has
+    /// not gone out yet; otherwise closes the connection (the client must
+    /// not take a half answer for a whole one).
+    pub(crate) fn fail_with(&self, code: u16, brief: &str, detail: &str, extra: &[(&str, &str)]) {
+        let started = {
+            let mut r = self.inner.response.borrow_mut();
+            if r.finished || r.lost.is_some() {
+                return;
+            }
+            if !r.started {
+                r.code = code;
+                r.reason = None;
+                r.headers = Headers::new();
+            }
+            r.started
+        };
+        if started {
+            if let Some(channel) = self.inner.channel.upgrade() {
+                channel.abort();
+            }
+            return;
+        }
+        let _ = self.set_header("Content-Type", "text/html; charset=utf-8");
+        for (name, value) in extra {
+            let _ = self.set_header(name, value);
+        }
+        self.respond_with(error_page(code, brief, detail).as_bytes());
+    }
+
+    /// Runs `callback` once the response finishes (`Ok`) or the client goes
+    /// away first (`Err` with the reason) — twisted's `notifyFinish`. If
+    /// that already happened, it runs now.
+    ///
+    /// ```no_run
+    /// # fn f(request: &torsion_http::Request) {
+    /// request.notify_finish(|outcome| {
+    ///     if outcome.is_err() {
+    ///         eprintln!("client left early");
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn notify_finish(&self, callback: impl FnOnce(&Finished) + 'static) {
+        let now = {
+            let mut r = self.inner.response.borrow_mut();
+            if r.finished {
+                Some(Ok(()))
+            } else if let Some(lost) = &r.lost {
+                Some(Err(lost.clone()))
+            } else {
+                r.on_finish.push(Box::new(callback));
+                return;
+            }
+        };
+        if let Some(outcome) = now {
+            callback(&outcome);
+        }
+    }
+
+    /// Registers a producer of the body with the connection: a streaming
+    /// (push) producer is paused while the client is slow and resumed when
+    /// it catches up; a pull producer is asked for one more piece each
+    /// time everything written so far has been sent. The producer writes
+    /// with [`write`](Self::write) and ends with [`finish`](Self::finish);
+    /// it is unregistered when the response finishes and stopped if the
+    /// client goes away.
+    pub fn register_producer(&self, producer: Rc<dyn Producer>, streaming: bool) {
+        if self.is_finished() || self.is_disconnected() {
+            producer.stop_producing();
+            return;
+        }
+        match self.inner.channel.upgrade() {
+            Some(channel) => channel.register_producer(producer, streaming),
+            None => producer.stop_producing(),
+        }
+    }
+
+    /// Unregisters the body's producer.
+    pub fn unregister_producer(&self) {
+        if let Some(channel) = self.inner.channel.upgrade() {
+            channel.unregister_producer();
+        }
+    }
+
+    /// The connection closed before the response finished.
+    pub(crate) fn connection_lost(&self, reason: ConnectionLost) {
+        let callbacks = {
+            let mut r = self.inner.response.borrow_mut();
+            if r.finished || r.lost.is_some() {
+                return;
+            }
+            r.lost = Some(reason.clone());
+            std::mem::take(&mut r.on_finish)
+        };
+        let outcome = Err(reason);
+        for cb in callbacks {
+            cb(&outcome);
+        }
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.inner.method)
+            .field("uri", &self.inner.uri)
+            .field("client", &self.inner.client)
+            .finish()
+    }
+}
+
+/// A small HTML error page that says what went wrong and nothing about
+/// the server's insides.
+pub(crate) fn error_page(code: u16, brief: &str, detail: &str) -> String {
+    let brief = html_escape(brief);
+    let detail = html_escape(detail);
+    format!(
+        "<!DOCTYPE html>\n<html><head><title>{code} - {brief}</title></head>\n\
+         <body><h1>{brief}</h1><p>{detail}</p></body></html>\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments() {
+        assert_eq!(split_segments("/"), vec![""]);
+        assert_eq!(split_segments("/a/b/"), vec!["a", "b", ""]);
+        assert_eq!(split_segments("/a%2Fb/%2e%2e"), vec!["a/b", ".."]);
+        assert_eq!(split_segments("*"), Vec::<String>::new());
+    }
+}

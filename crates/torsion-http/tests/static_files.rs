@@ -1,0 +1,370 @@
+//! `File`: files, directories, listings, validators, conditional and
+//! range requests, streaming, and every way out of the root refused.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use torsion::ConnectionLost;
+use torsion_http::{File, CHUNK};
+
+/// A directory of its own under the system's temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("torsion-http-{}-{}", std::process::id(), name));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `tmp/root` is served; `tmp/outside/secret.txt` must never be.
+fn tree(name: &str) -> (TempDir, PathBuf) {
+    let tmp = TempDir::new(name);
+    let root = tmp.path().join("root");
+    fs::create_dir_all(root.join("sub/deeper")).unwrap();
+    fs::create_dir_all(root.join("site")).unwrap();
+    fs::create_dir_all(tmp.path().join("outside")).unwrap();
+    fs::write(tmp.path().join("outside/secret.txt"), "TOP SECRET").unwrap();
+    fs::write(root.join("hello.txt"), "hello, file\n").unwrap();
+    fs::write(root.join("page.html"), "<p>hi</p>").unwrap();
+    fs::write(root.join("sub/b.txt"), "bee").unwrap();
+    fs::write(root.join("sub/a.txt"), "ay").unwrap();
+    fs::write(root.join("sub/<script>&.txt"), "x").unwrap();
+    fs::write(root.join("site/index.html"), "<h1>index</h1>").unwrap();
+    let digits: String = (0..100)
+        .map(|i| char::from(b'0' + (i % 10) as u8))
+        .collect();
+    fs::write(root.join("digits.txt"), digits).unwrap();
+    (tmp, root)
+}
+
+fn serve(root: &Path) -> Harness {
+    harness(Rc::new(File::new(root).unwrap()))
+}
+
+/// Drives a pull producer to the end, as the engine would.
+fn pump(h: &Harness) {
+    for _ in 0..1_000_000 {
+        let Some(p) = h.st.producer() else {
+            return;
+        };
+        p.resume_producing();
+        h.run();
+    }
+    panic!("producer never finished");
+}
+
+#[test]
+fn serves_a_file_with_type_validators_and_length() {
+    let (_tmp, root) = tree("file");
+    let mut h = serve(&root);
+    h.get("/hello.txt");
+    let r = h.response();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "hello, file\n");
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert_eq!(r.header("content-length"), Some("12"));
+    assert_eq!(r.header("accept-ranges"), Some("bytes"));
+    assert!(r.header("etag").unwrap().starts_with('"'));
+    let lm = r.header("last-modified").unwrap();
+    assert!(httpdate::parse_http_date(lm).is_ok());
+    h.st.clear();
+    h.get("/page.html");
+    assert_eq!(h.response().header("content-type"), Some("text/html"));
+}
+
+#[test]
+fn head_sends_headers_only() {
+    let (_tmp, root) = tree("head");
+    let mut h = serve(&root);
+    h.send(b"HEAD /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    let rs = h.responses_with(&[true]);
+    assert_eq!(rs[0].header("content-length"), Some("12"));
+    assert!(rs[0].body.is_empty());
+    assert!(h.st.value_str().ends_with("\r\n\r\n"));
+}
+
+#[test]
+fn directory_index_listing_and_redirect() {
+    let (_tmp, root) = tree("dirs");
+    let mut h = serve(&root);
+    h.get("/site/");
+    h.get("/site?x=1");
+    h.get("/sub/");
+    h.get("/");
+    let rs = h.responses();
+    assert_eq!(rs[0].text(), "<h1>index</h1>");
+    assert_eq!(rs[1].status, 301);
+    assert_eq!(rs[1].header("location"), Some("/site/?x=1"));
+    assert_eq!(rs[2].status, 200);
+    let listing = rs[2].text();
+    assert!(!listing.contains("<script>"), "names are escaped");
+    let a = listing.find(">a.txt<").unwrap();
+    let b = listing.find(">b.txt<").unwrap();
+    let s = listing.find("&lt;script&gt;&amp;.txt").unwrap();
+    let deeper = listing.find(">deeper/<").unwrap();
+    assert!(
+        deeper < s && s < a && a < b,
+        "directories first, then sorted"
+    );
+    assert!(listing.contains("href=\"%3Cscript%3E%26.txt\""));
+    assert!(listing.contains("<td>3</td>"), "sizes");
+    assert!(rs[3].text().contains("Directory listing for /"));
+}
+
+#[test]
+fn listing_can_be_turned_off() {
+    let (_tmp, root) = tree("nolist");
+    let mut h = harness(Rc::new(File::new(&root).unwrap().listing(false)));
+    h.get("/sub/");
+    assert_eq!(h.response().status, 403);
+}
+
+#[test]
+fn conditional_requests() {
+    let (_tmp, root) = tree("cond");
+    let mut h = serve(&root);
+    h.get("/hello.txt");
+    let first = h.take().remove(0);
+    let etag = first.header("etag").unwrap().to_string();
+    let lm = first.header("last-modified").unwrap().to_string();
+    for (header, status) in [
+        (format!("If-None-Match: {etag}"), 304),
+        (format!("If-None-Match: \"nope\", W/{etag}"), 304),
+        ("If-None-Match: *".to_string(), 304),
+        ("If-None-Match: \"nope\"".to_string(), 200),
+        (format!("If-Modified-Since: {lm}"), 304),
+        (
+            "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT".to_string(),
+            200,
+        ),
+        ("If-Match: \"nope\"".to_string(), 412),
+        (format!("If-Match: {etag}"), 200),
+        (
+            "If-Unmodified-Since: Thu, 01 Jan 1970 00:00:00 GMT".to_string(),
+            412,
+        ),
+    ] {
+        h.send(format!("GET /hello.txt HTTP/1.1\r\nHost: t\r\n{header}\r\n\r\n").as_bytes());
+        let r = h.take().remove(0);
+        assert_eq!(r.status, status, "{header}");
+        if status == 304 {
+            assert!(r.body.is_empty());
+            assert_eq!(r.header("etag"), Some(etag.as_str()));
+        }
+    }
+}
+
+#[test]
+fn single_suffix_multiple_and_unsatisfiable_ranges() {
+    let (_tmp, root) = tree("ranges");
+    let mut h = serve(&root);
+    h.send(b"GET /digits.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=10-14\r\n\r\n");
+    let r = h.take().remove(0);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.text(), "01234");
+    assert_eq!(r.header("content-range"), Some("bytes 10-14/100"));
+
+    h.send(b"GET /digits.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=-3\r\n\r\n");
+    let r = h.take().remove(0);
+    assert_eq!((r.status, r.text()), (206, "789".to_string()));
+
+    h.send(b"GET /digits.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1, 50-52\r\n\r\n");
+    let r = h.take().remove(0);
+    assert_eq!(r.status, 206);
+    let ct = r.header("content-type").unwrap();
+    let boundary = ct.strip_prefix("multipart/byteranges; boundary=").unwrap();
+    let body = r.text();
+    assert_eq!(
+        r.body.len(),
+        r.header("content-length")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    );
+    let expected = format!(
+        "\r\n--{boundary}\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-1/100\r\n\r\n01\
+         \r\n--{boundary}\r\nContent-Type: text/plain\r\nContent-Range: bytes 50-52/100\r\n\r\n012\
+         \r\n--{boundary}--\r\n"
+    );
+    assert_eq!(body, expected);
+
+    h.send(b"GET /digits.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=100-\r\n\r\n");
+    let r = h.take().remove(0);
+    assert_eq!(r.status, 416);
+    assert_eq!(r.header("content-range"), Some("bytes */100"));
+
+    h.send(b"GET /digits.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=oops\r\n\r\n");
+    let r = h.take().remove(0);
+    assert_eq!(
+        (r.status, r.body.len()),
+        (200, 100),
+        "malformed Range is ignored"
+    );
+}
+
+#[test]
+fn if_range_decides_between_part_and_whole() {
+    let (_tmp, root) = tree("ifrange");
+    let mut h = serve(&root);
+    h.get("/digits.txt");
+    let etag = h.take().remove(0).header("etag").unwrap().to_string();
+    h.send(
+        format!(
+            "GET /digits.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-0\r\nIf-Range: {etag}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(h.take().remove(0).status, 206);
+    h.send(
+        b"GET /digits.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-0\r\nIf-Range: \"stale\"\r\n\r\n",
+    );
+    let r = h.take().remove(0);
+    assert_eq!((r.status, r.body.len()), (200, 100));
+}
+
+#[test]
+fn large_files_stream_one_chunk_per_step_byte_exact() {
+    let (_tmp, root) = tree("large");
+    let data: Vec<u8> = (0..(3 * CHUNK + 1234))
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    fs::write(root.join("big.bin"), &data).unwrap();
+    let mut h = serve(&root);
+    h.get("/big.bin");
+    assert_eq!(h.st.producer_streaming(), Some(false), "a pull producer");
+    let mut steps = 0;
+    while let Some(p) = h.st.producer() {
+        let before = h.st.value().len();
+        p.resume_producing();
+        h.run();
+        assert!(
+            h.st.value().len() - before <= CHUNK + 512,
+            "one chunk per step"
+        );
+        steps += 1;
+    }
+    assert!(steps >= 4);
+    let r = h.response();
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(r.body, data);
+
+    // A range of it, across chunk boundaries.
+    h.st.clear();
+    h.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=65530-196620\r\n\r\n");
+    pump(&h);
+    let r = h.response();
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &data[65530..=196620]);
+}
+
+#[test]
+fn a_client_leaving_mid_file_stops_the_producer() {
+    let (_tmp, root) = tree("leave");
+    fs::write(root.join("big.bin"), vec![1u8; 4 * CHUNK]).unwrap();
+    let mut h = serve(&root);
+    h.get("/big.bin");
+    let p = h.st.producer().unwrap();
+    p.resume_producing();
+    h.disconnect(ConnectionLost::Reset);
+    let written = h.st.value().len();
+    p.resume_producing();
+    assert_eq!(h.st.value().len(), written);
+    assert!(
+        h.st.ignored_writes().is_empty(),
+        "nothing written after the client left"
+    );
+}
+
+#[test]
+fn every_way_out_of_the_root_is_refused() {
+    let (tmp, root) = tree("escape");
+    std::os::unix::fs::symlink(tmp.path().join("outside/secret.txt"), root.join("link-out"))
+        .unwrap();
+    std::os::unix::fs::symlink(tmp.path().join("outside"), root.join("dir-out")).unwrap();
+    std::os::unix::fs::symlink(root.join("hello.txt"), root.join("link-in")).unwrap();
+    let mut h = serve(&root);
+    for target in [
+        "/../outside/secret.txt",
+        "/sub/../../outside/secret.txt",
+        "/%2e%2e/outside/secret.txt",
+        "/%2E%2e/outside/secret.txt",
+        "/sub/%2e%2e/%2e%2e/outside/secret.txt",
+        "/..%2foutside%2fsecret.txt",
+        "/..%2Foutside/secret.txt",
+        "/%2f..%2foutside%2fsecret.txt",
+        "/..%5coutside%5csecret.txt",
+        "/sub%5c..%5c..%5coutside%5csecret.txt",
+        "/hello.txt%00",
+        "/%00",
+        "/.",
+        "/./hello.txt/..",
+        "/%2fetc%2fpasswd",
+        "/%2Fetc/passwd",
+        "/link-out",
+        "/dir-out/secret.txt",
+        "/dir-out/",
+        "/%252e%252e/outside/secret.txt",
+        "/hello.txt/",
+        "/hello.txt/x",
+    ] {
+        h.st.clear();
+        h.get(target);
+        let r = h.response();
+        assert_eq!(r.status, 404, "{target}");
+        assert!(!r.text().contains("TOP SECRET"), "{target}");
+    }
+    h.st.clear();
+    h.get("/link-in");
+    assert_eq!(
+        h.response().text(),
+        "hello, file\n",
+        "a link inside the root is fine"
+    );
+    // Absolute-form targets are only another way to name a path.
+    h.st.clear();
+    h.send(b"GET http://t/../outside/secret.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(h.response().status, 404);
+}
+
+#[test]
+fn fifos_and_other_special_files_are_not_served() {
+    let (_tmp, root) = tree("fifo");
+    let fifo = root.join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.map(|s| s.success()).unwrap_or(false) {
+        eprintln!("mkfifo unavailable; skipping");
+        return;
+    }
+    let mut h = serve(&root);
+    h.get("/pipe"); // would block forever if it were opened
+    assert_eq!(h.response().status, 404);
+}
+
+#[test]
+fn a_single_file_can_be_the_root() {
+    let (_tmp, root) = tree("single");
+    let mut h = serve(&root.join("hello.txt"));
+    h.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(h.response().status, 404);
+    h.st.clear();
+    h.get("/");
+    assert_eq!(h.response().text(), "hello, file\n");
+    h.st.clear();
+    h.send(b"OPTIONS / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(h.response().header("allow"), Some("GET, HEAD, OPTIONS"));
+}
