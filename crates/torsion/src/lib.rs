@@ -79,6 +79,7 @@ mod stream;
 pub mod task;
 mod tcp;
 pub mod testing;
+pub mod tls;
 mod transport;
 mod unix;
 

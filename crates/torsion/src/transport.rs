@@ -88,6 +88,13 @@ pub trait TransportBackend {
     fn buffered(&self) -> usize;
     /// Whether the connection is still open (not closed or closing).
     fn is_open(&self) -> bool;
+    /// The backend itself, for code that knows a kind of transport and
+    /// wants its own details through a [`Transport`] (the TLS layer's
+    /// session: negotiated protocol, `start_tls`). Kinds with nothing to
+    /// offer keep the default, `None`.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// A protocol's handle on its connection. Clone it freely.
@@ -191,6 +198,11 @@ impl Transport {
     /// Whether the connection is open (not closed, not closing).
     pub fn is_open(&self) -> bool {
         self.backend.is_open()
+    }
+
+    /// The backend, if it is a `T` (see [`TransportBackend::as_any`]).
+    pub fn downcast_backend<T: 'static>(&self) -> Option<&T> {
+        self.backend.as_any()?.downcast_ref()
     }
 
     /// Whether two handles name the same connection.

@@ -1,11 +1,24 @@
 //! Endpoint strings: one configuration language for every server and
 //! client (Twisted's `serverFromString` / `clientFromString`).
 //!
-//! A program that takes `--listen tcp:8080:interface=127.0.0.1` or
-//! `--listen unix:/run/app.sock:mode=660` gets every transport torsion has
-//! without code of its own: [`server`] parses the string and
-//! [`ServerEndpoint::listen`] listens; [`client`] and
-//! [`ClientEndpoint::connect`] do the same for outgoing connections.
+//! A program that takes `--listen tcp:8080:interface=127.0.0.1`,
+//! `--listen unix:/run/app.sock:mode=660` or
+//! `--listen ssl:8443:privateKey=key.pem:certKey=cert.pem` gets every
+//! transport torsion has without code of its own: [`server`] parses the
+//! string and [`ServerEndpoint::listen`] listens; [`client`] and
+//! [`ClientEndpoint::connect`] do the same for outgoing connections
+//! (`tcp:host=example.org:port=80`, `tls:example.org:443`).
+//!
+//! # TLS
+//!
+//! `ssl:` servers and `tls:` clients put [TLS](crate::tls) under whatever
+//! protocol the factory builds; the protocol does not know. Their files
+//! are read when [`server`] or [`client`] parses the string, so a missing
+//! or bad key, certificate or trust-roots file is an [`EndpointError`]
+//! naming the file at startup, not a failed handshake later; `listen` and
+//! `connect` reuse what was read (a file changed afterwards is read again
+//! only when the string is parsed again). A `tls:` client without
+//! `trustRoots=` trusts the system's certificate authorities.
 //!
 //! The grammar is Twisted's: fields separated by `:`, a backslash escapes
 //! the next character (`tcp6:8080:interface=\:\:1`), the first field names
@@ -35,7 +48,9 @@ use crate::listener::ListeningPort;
 use crate::protocol::{ClientFactory, Factory};
 use crate::reactor::Reactor;
 use crate::tcp::{TcpConnect, TcpListen};
+use crate::tls::{ClientTls, Identity, ServerTls, TlsClientFactory, TlsFactory};
 use crate::unix::{UnixConnect, UnixListen};
+use rustls::pki_types::ServerName;
 use std::fmt;
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr};
@@ -45,14 +60,48 @@ use std::net::{Ipv6Addr, SocketAddr};
 pub struct ServerEndpoint {
     reactor: Reactor,
     description: ServerDescription,
+    /// For `ssl:`, the certificates and key, read when parsed.
+    tls: Option<ServerTls>,
 }
 
 /// Parses a server endpoint string (`tcp:PORT[:interface=IP][:backlog=N]`,
-/// `tcp6:…`, `unix:PATH[:mode=OCTAL][:backlog=N]`).
+/// `tcp6:…`, `unix:PATH[:mode=OCTAL][:backlog=N]`,
+/// `ssl:PORT:privateKey=KEY.pem:certKey=CERT.pem[:extraCertChain=CHAIN.pem][:interface=IP][:backlog=N]`).
+///
+/// For `ssl:` the key and certificate files are read and checked here.
+///
+/// # Errors
+///
+/// [`EndpointError`] for a bad string, or ([`EndpointError::Tls`]) a key
+/// or certificate file that is missing, malformed, of an unsupported kind,
+/// or whose key does not match its certificate; the message names the
+/// file.
+///
+/// ```
+/// use torsion::{endpoints, Reactor};
+/// let reactor = Reactor::new().unwrap();
+/// let err = endpoints::server(&reactor, "ssl:0:privateKey=/nonexistent/key.pem").unwrap_err();
+/// assert!(err.to_string().contains("'/nonexistent/key.pem'"), "{err}");
+/// ```
 pub fn server(reactor: &Reactor, description: &str) -> Result<ServerEndpoint, EndpointError> {
+    let description = parse_server(description)?;
+    let tls = match &description {
+        ServerDescription::Ssl {
+            private_key,
+            cert_key,
+            extra_cert_chain,
+            ..
+        } => Some(ServerTls::new(Identity::from_pem_files_with_chain(
+            cert_key,
+            private_key,
+            extra_cert_chain.as_deref(),
+        )?)),
+        _ => None,
+    };
     Ok(ServerEndpoint {
         reactor: reactor.clone(),
-        description: parse_server(description)?,
+        description,
+        tls,
     })
 }
 
@@ -62,7 +111,30 @@ impl ServerEndpoint {
         &self.description
     }
 
-    /// Listens, with `factory` building a protocol per connection.
+    /// The TLS settings of an `ssl:` endpoint.
+    pub fn tls(&self) -> Option<&ServerTls> {
+        self.tls.as_ref()
+    }
+
+    /// Offers these ALPN protocols on an `ssl:` endpoint, most preferred
+    /// first (`h2`, `http/1.1`); no effect on other kinds.
+    pub fn with_alpn(mut self, protocols: &[&[u8]]) -> ServerEndpoint {
+        self.tls = self.tls.map(|t| t.with_alpn(protocols));
+        self
+    }
+
+    /// Replaces the TLS settings of an `ssl:` endpoint (to add SNI
+    /// certificates, say); no effect on other kinds.
+    pub fn with_tls(mut self, tls: ServerTls) -> ServerEndpoint {
+        if self.tls.is_some() {
+            self.tls = Some(tls);
+        }
+        self
+    }
+
+    /// Listens, with `factory` building a protocol per connection. On an
+    /// `ssl:` endpoint each protocol runs over TLS and gets
+    /// `connection_made` once its handshake completes.
     pub fn listen(&self, factory: impl Factory) -> io::Result<ListeningPort> {
         match &self.description {
             ServerDescription::Tcp {
@@ -97,6 +169,27 @@ impl ServerEndpoint {
                 }
                 self.reactor.listen_unix(listen, factory)
             }
+            ServerDescription::Ssl {
+                port,
+                interface,
+                backlog,
+                ..
+            } => {
+                let mut listen = TcpListen::new(*port);
+                if let Some(ip) = interface {
+                    listen = listen.interface(*ip);
+                }
+                if let Some(b) = backlog {
+                    listen = listen.backlog(*b);
+                }
+                // `server` read the TLS settings of every `ssl:` endpoint.
+                match &self.tls {
+                    Some(tls) => self
+                        .reactor
+                        .listen_tcp(listen, TlsFactory::new(&self.reactor, tls.clone(), factory)),
+                    None => self.reactor.listen_tcp(listen, factory),
+                }
+            }
         }
     }
 }
@@ -112,10 +205,24 @@ impl fmt::Display for ServerEndpoint {
 pub struct ClientEndpoint {
     reactor: Reactor,
     description: ClientDescription,
+    /// For `tls:`, the trust roots (read when parsed) and the name the
+    /// server's certificate must carry.
+    tls: Option<(ClientTls, ServerName<'static>)>,
 }
 
 /// Parses a client endpoint string
-/// (`tcp:host=H:port=P[:timeout=S][:bindAddress=IP]`, `unix:path=P`).
+/// (`tcp:host=H:port=P[:timeout=S][:bindAddress=IP]`, `unix:path=P`,
+/// `tls:host=H:port=P[:trustRoots=CA.pem][:timeout=S][:bindAddress=IP]`).
+///
+/// For `tls:` the trust roots are read here: the `trustRoots` file, or the
+/// system's store. `timeout` bounds the TCP connect and then, again, the
+/// TLS handshake.
+///
+/// # Errors
+///
+/// [`EndpointError`] for a bad string, or ([`EndpointError::Tls`]) an
+/// unusable trust-roots file (named in the message), a host that is not a
+/// DNS name or an IP address, or a system without trust roots.
 ///
 /// ```
 /// use torsion::{endpoints, Reactor};
@@ -124,9 +231,31 @@ pub struct ClientEndpoint {
 /// assert_eq!(e.to_string(), "tcp:host=localhost:port=80:timeout=2.5");
 /// ```
 pub fn client(reactor: &Reactor, description: &str) -> Result<ClientEndpoint, EndpointError> {
+    let description = parse_client(description)?;
+    let tls = match &description {
+        ClientDescription::Tls {
+            host,
+            trust_roots,
+            timeout,
+            ..
+        } => {
+            let name = crate::tls::server_name(host)?;
+            let tls = match trust_roots {
+                Some(path) => ClientTls::trust_roots_pem_file(path)?,
+                None => ClientTls::system_roots()?,
+            };
+            let tls = match timeout {
+                Some(t) => tls.with_handshake_timeout(Some(*t)),
+                None => tls,
+            };
+            Some((tls, name))
+        }
+        _ => None,
+    };
     Ok(ClientEndpoint {
         reactor: reactor.clone(),
-        description: parse_client(description)?,
+        description,
+        tls,
     })
 }
 
@@ -136,7 +265,29 @@ impl ClientEndpoint {
         &self.description
     }
 
-    /// Connects, with `factory` building the protocol once connected.
+    /// The TLS settings of a `tls:` endpoint.
+    pub fn tls(&self) -> Option<&ClientTls> {
+        self.tls.as_ref().map(|(t, _)| t)
+    }
+
+    /// Offers these ALPN protocols on a `tls:` endpoint, most preferred
+    /// first; no effect on other kinds.
+    pub fn with_alpn(mut self, protocols: &[&[u8]]) -> ClientEndpoint {
+        self.tls = self.tls.map(|(t, n)| (t.with_alpn(protocols), n));
+        self
+    }
+
+    /// Replaces the TLS settings of a `tls:` endpoint; no effect on other
+    /// kinds.
+    pub fn with_tls(mut self, tls: ClientTls) -> ClientEndpoint {
+        self.tls = self.tls.map(|(_, n)| (tls, n));
+        self
+    }
+
+    /// Connects, with `factory` building the protocol once connected. On a
+    /// `tls:` endpoint the protocol is built once the TLS handshake
+    /// succeeded, and a failed handshake reaches the factory as
+    /// `client_connection_failed` (see [`TlsClientFactory`]).
     pub fn connect(&self, factory: impl ClientFactory) -> Connector {
         match &self.description {
             ClientDescription::Tcp {
@@ -161,6 +312,35 @@ impl ClientEndpoint {
                     c = c.timeout(*t);
                 }
                 self.reactor.connect_unix(c, factory)
+            }
+            ClientDescription::Tls {
+                host,
+                port,
+                timeout,
+                bind_address,
+                ..
+            } => {
+                let mut c = TcpConnect::new(host.clone(), *port);
+                if let Some(t) = timeout {
+                    c = c.timeout(*t);
+                }
+                if let Some(ip) = bind_address {
+                    c = c.bind_address(SocketAddr::new(*ip, 0));
+                }
+                // `client` read the TLS settings of every `tls:` endpoint.
+                match &self.tls {
+                    Some((tls, name)) => {
+                        let factory = TlsClientFactory::for_name(
+                            &self.reactor,
+                            tls.clone(),
+                            name.clone(),
+                            host,
+                            factory,
+                        );
+                        self.reactor.connect_tcp(c, factory)
+                    }
+                    None => self.reactor.connect_tcp(c, factory),
+                }
             }
         }
     }

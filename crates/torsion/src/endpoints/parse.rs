@@ -5,7 +5,8 @@
 //! to listen or where to connect. Following Twisted's `serverFromString` and
 //! `clientFromString`, every server and client is configured with a short
 //! *endpoint string* such as `tcp:8080`, `tcp6:443:interface=\:\:1`,
-//! `unix:/run/app.sock:mode=660` or `tcp:host=example.com:port=80:timeout=2.5`.
+//! `unix:/run/app.sock:mode=660`, `ssl:443:privateKey=key.pem:certKey=cert.pem`,
+//! `tcp:host=example.com:port=80:timeout=2.5` or `tls:example.com:443`.
 //! Command-line flags, configuration files and tests all speak this one
 //! language, and a program that gains a new kind of endpoint gets it
 //! everywhere at once. This module turns such strings into typed
@@ -21,13 +22,13 @@
 //!   backslash escapes the character after it, whatever it is: `\:` is a
 //!   literal colon, `\=` a literal equals sign, `\\` a backslash. A lone
 //!   backslash at the very end is an error.
-//! * The first field is the *kind*: `tcp`, `tcp6` or `unix` (lowercase, case
-//!   matters). `ssl` and `tls` are recognised but not available yet.
+//! * The first field is the *kind*: `tcp`, `tcp6`, `unix`, and for TLS
+//!   `ssl` (servers) and `tls` (clients) (lowercase, case matters).
 //! * Every other field is either `key=value`, split at its first unescaped
 //!   `=`, or a *positional argument* when it has no unescaped `=`.
 //! * Positional arguments fill the kind's positional parameters in order
-//!   (`port` for a TCP server, `host` then `port` for a TCP client, the path
-//!   for UNIX sockets). Naming one parameter twice, by key or both
+//!   (`port` for a TCP or SSL server, `host` then `port` for a TCP or TLS
+//!   client, the path for UNIX sockets). Naming one parameter twice, by key or both
 //!   positionally and by key, is an error, as are too many positional
 //!   arguments, keys the kind does not know and empty fields.
 //!
@@ -44,8 +45,12 @@
 //!    kind's parameters, and rejects unknown keys, duplicates and extra
 //!    positional arguments.
 //! 3. *Converting* checks that required parameters are there and turns each
-//!    value into its type (port, IP address, file mode, duration, flag),
-//!    naming the parameter and the offending value when one is malformed.
+//!    value into its type (port, IP address, file mode, duration, flag,
+//!    path), naming the parameter and the offending value when one is
+//!    malformed.
+//!
+//! Parsing reads no file: an `ssl:` description names its key and
+//! certificate files, and [`endpoints::server`](super::server) reads them.
 //!
 //! Every error is an [`EndpointError`] whose message quotes the bad part of
 //! the description. Parsing never panics, whatever the input.
@@ -116,6 +121,28 @@ pub enum ServerDescription {
         /// string says `lockfile=0`.
         lockfile: bool,
     },
+    /// A TLS server over TCP, in Twisted's grammar:
+    /// `ssl:PORT:privateKey=KEY.pem:certKey=CERT.pem[:extraCertChain=CHAIN.pem][:interface=IP][:backlog=N]`.
+    ///
+    /// As in Twisted, `privateKey` defaults to `server.pem` and `certKey`
+    /// to the `privateKey` file (one PEM file may hold both).
+    Ssl {
+        /// The port to listen on; 0 asks the system for any free port.
+        port: u16,
+        /// The PEM file holding the private key (PKCS#8, PKCS#1 or SEC1).
+        private_key: PathBuf,
+        /// The PEM file holding the certificate (then any intermediates).
+        cert_key: PathBuf,
+        /// A PEM file of further intermediate certificates, sent after
+        /// `cert_key`'s.
+        extra_cert_chain: Option<PathBuf>,
+        /// The local address to listen on (IPv4, or IPv6 with its colons
+        /// escaped); `None` means all IPv4 interfaces.
+        interface: Option<IpAddr>,
+        /// The listen backlog, 1 to 65535; `None` leaves the engine's
+        /// default.
+        backlog: Option<u32>,
+    },
 }
 
 /// Where a client connects, as parsed from an endpoint string by
@@ -173,6 +200,27 @@ pub enum ClientDescription {
         /// unless the string says `checkPID=1`.
         check_pid: bool,
     },
+    /// A TLS client over TCP:
+    /// `tls:host=H:port=P[:trustRoots=CA.pem][:timeout=S][:bindAddress=IP]`
+    /// (`host` and `port` may be positional). The server's certificate must
+    /// be valid for `host`, issued by a CA in `trustRoots` or, without it,
+    /// by one the system trusts.
+    Tls {
+        /// The host to connect to, and the name the server's certificate
+        /// must carry: a DNS name or an IP address.
+        host: String,
+        /// The port to connect to.
+        port: u16,
+        /// A PEM file of the CA certificates to trust instead of the
+        /// system's.
+        trust_roots: Option<PathBuf>,
+        /// How long to wait for the connection, and then again for the
+        /// handshake; `None` leaves the defaults.
+        timeout: Option<Duration>,
+        /// The local address to bind before connecting; `None` lets the
+        /// system choose.
+        bind_address: Option<IpAddr>,
+    },
 }
 
 /// Why an endpoint string could not be parsed.
@@ -194,19 +242,22 @@ pub enum EndpointError {
     #[error("empty endpoint description")]
     Empty,
     /// The first field names no kind of endpoint torsion knows.
-    #[error("unknown endpoint kind '{kind}' (known: tcp, tcp6, unix)")]
+    #[error("unknown endpoint kind '{kind}' (known: {KINDS})")]
     UnknownKind {
         /// The kind as written, escapes undone.
         kind: String,
     },
-    /// The description asks for a TLS endpoint (`ssl` or `tls`), which
-    /// torsion does not provide yet.
-    #[error(
-        "TLS endpoints are not available yet: '{kind}' cannot be used (known: tcp, tcp6, unix)"
-    )]
-    TlsNotAvailable {
-        /// The kind as written: `ssl` or `tls`.
+    /// The kind exists for the other side: `tls` (a client kind) given
+    /// where a server is described, or `ssl` (a server kind) given where a
+    /// client is.
+    #[error("'{kind}' is not a {side} endpoint kind: {hint}")]
+    WrongSide {
+        /// The kind as written.
         kind: String,
+        /// The side being described: `server` or `client`.
+        side: String,
+        /// What to write instead.
+        hint: String,
     },
     /// A `key=value` field uses a key the kind does not have.
     #[error("unknown parameter '{key}' for a {kind} endpoint{}", known_keys(.kind))]
@@ -265,7 +316,17 @@ pub enum EndpointError {
         /// What is wrong with it, quoting the bad part where there is one.
         reason: String,
     },
+    /// A TLS endpoint's files could not be used: a key, certificate or
+    /// trust-roots file is missing, unreadable, malformed or mismatched.
+    /// The message names the file and the problem. Only
+    /// [`endpoints::server`](super::server) and
+    /// [`endpoints::client`](super::client) read files; the parsers do not.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsConfigError),
 }
+
+/// The endpoint kinds, as error messages list them.
+const KINDS: &str = "tcp, tcp6, unix, ssl, tls";
 
 /// Parses a server endpoint string: where and how to listen.
 ///
@@ -273,8 +334,11 @@ pub enum EndpointError {
 /// escapes the next character, so IPv6 colons are written `\:`); the first
 /// field is the kind, the others are positional arguments or `key=value`.
 /// The kinds are `tcp:PORT[:interface=IPV4][:backlog=N]`,
-/// `tcp6:PORT[:interface=IPV6][:backlog=N]` and
-/// `unix:PATH[:mode=OCTAL][:backlog=N][:lockfile=0|1]`.
+/// `tcp6:PORT[:interface=IPV6][:backlog=N]`,
+/// `unix:PATH[:mode=OCTAL][:backlog=N][:lockfile=0|1]` and
+/// `ssl:PORT[:privateKey=PATH][:certKey=PATH][:extraCertChain=PATH][:interface=IP][:backlog=N]`
+/// (TLS; `privateKey` defaults to `server.pem`, `certKey` to the
+/// `privateKey` file). No file is read here.
 ///
 /// # Errors
 ///
@@ -315,7 +379,13 @@ pub fn parse_server(description: &str) -> Result<ServerDescription, EndpointErro
         "tcp" => tcp_server(description, &fields, false),
         "tcp6" => tcp_server(description, &fields, true),
         "unix" => unix_server(description, &fields),
-        _ => Err(unavailable_kind(kind)),
+        "ssl" => ssl_server(description, &fields),
+        "tls" => Err(EndpointError::WrongSide {
+            kind,
+            side: "server".into(),
+            hint: "a TLS server is 'ssl:PORT:privateKey=KEY.pem:certKey=CERT.pem'".into(),
+        }),
+        _ => Err(EndpointError::UnknownKind { kind }),
     }
 }
 
@@ -326,8 +396,10 @@ pub fn parse_server(description: &str) -> Result<ServerDescription, EndpointErro
 /// field is the kind, the others are positional arguments or `key=value`.
 /// The kinds are `tcp:host=HOST:port=PORT[:timeout=SECONDS][:bindAddress=IP]` (`host` and
 /// `port` may also be given positionally, in that order), the same with
-/// `tcp6:`, and `unix:path=PATH[:timeout=SECONDS][:checkPID=0|1]` (`path` may
-/// be positional).
+/// `tcp6:`, `unix:path=PATH[:timeout=SECONDS][:checkPID=0|1]` (`path` may
+/// be positional) and
+/// `tls:host=HOST:port=PORT[:trustRoots=PATH][:timeout=SECONDS][:bindAddress=IP]`
+/// (TLS; `host` and `port` may be positional). No file is read here.
 ///
 /// # Errors
 ///
@@ -361,7 +433,13 @@ pub fn parse_client(description: &str) -> Result<ClientDescription, EndpointErro
         "tcp" => tcp_client(description, &fields, false),
         "tcp6" => tcp_client(description, &fields, true),
         "unix" => unix_client(description, &fields),
-        _ => Err(unavailable_kind(kind)),
+        "tls" => tls_client(description, &fields),
+        "ssl" => Err(EndpointError::WrongSide {
+            kind,
+            side: "client".into(),
+            hint: "a TLS client is 'tls:host=HOST:port=PORT' (or 'tls:HOST:PORT')".into(),
+        }),
+        _ => Err(EndpointError::UnknownKind { kind }),
     }
 }
 
@@ -420,6 +498,30 @@ impl fmt::Display for ServerDescription {
                     f.write_str(":lockfile=0")?;
                 }
             }
+            ServerDescription::Ssl {
+                port,
+                private_key,
+                cert_key,
+                extra_cert_chain,
+                interface,
+                backlog,
+            } => {
+                write!(
+                    f,
+                    "ssl:{port}:privateKey={}:certKey={}",
+                    Escaped(&private_key.to_string_lossy()),
+                    Escaped(&cert_key.to_string_lossy())
+                )?;
+                if let Some(chain) = extra_cert_chain {
+                    write!(f, ":extraCertChain={}", Escaped(&chain.to_string_lossy()))?;
+                }
+                if let Some(interface) = interface {
+                    write!(f, ":interface={}", Escaped(&interface.to_string()))?;
+                }
+                if let Some(backlog) = backlog {
+                    write!(f, ":backlog={backlog}")?;
+                }
+            }
         }
         Ok(())
     }
@@ -457,6 +559,24 @@ impl fmt::Display for ClientDescription {
                 }
                 if *check_pid {
                     f.write_str(":checkPID=1")?;
+                }
+            }
+            ClientDescription::Tls {
+                host,
+                port,
+                trust_roots,
+                timeout,
+                bind_address,
+            } => {
+                write!(f, "tls:host={}:port={port}", Escaped(host))?;
+                if let Some(roots) = trust_roots {
+                    write!(f, ":trustRoots={}", Escaped(&roots.to_string_lossy()))?;
+                }
+                if let Some(timeout) = timeout {
+                    write!(f, ":timeout={}", Seconds(*timeout))?;
+                }
+                if let Some(bind_address) = bind_address {
+                    write!(f, ":bindAddress={}", Escaped(&bind_address.to_string()))?;
                 }
             }
         }
@@ -566,18 +686,10 @@ fn tokenize(description: &str) -> Result<(String, Vec<Field>), EndpointError> {
     if kind.is_empty() {
         return Err(syntax(
             description,
-            "the endpoint kind before the first ':' is missing (known: tcp, tcp6, unix)".to_owned(),
+            format!("the endpoint kind before the first ':' is missing (known: {KINDS})"),
         ));
     }
     Ok((kind, fields.collect()))
-}
-
-/// The error for a kind that is neither `tcp`, `tcp6` nor `unix`.
-fn unavailable_kind(kind: String) -> EndpointError {
-    match kind.as_str() {
-        "ssl" | "tls" => EndpointError::TlsNotAvailable { kind },
-        _ => EndpointError::UnknownKind { kind },
-    }
 }
 
 fn syntax(description: &str, reason: String) -> EndpointError {
@@ -634,13 +746,34 @@ const UNIX_CLIENT: Spec = Spec {
     keys: &["path", "timeout", "checkPID"],
 };
 
-const SPECS: [&Spec; 6] = [
+const SSL_SERVER: Spec = Spec {
+    label: "ssl server",
+    positional: &["port"],
+    keys: &[
+        "port",
+        "privateKey",
+        "certKey",
+        "extraCertChain",
+        "interface",
+        "backlog",
+    ],
+};
+
+const TLS_CLIENT: Spec = Spec {
+    label: "tls client",
+    positional: &["host", "port"],
+    keys: &["host", "port", "trustRoots", "timeout", "bindAddress"],
+};
+
+const SPECS: [&Spec; 8] = [
     &TCP_SERVER,
     &TCP6_SERVER,
     &UNIX_SERVER,
+    &SSL_SERVER,
     &TCP_CLIENT,
     &TCP6_CLIENT,
     &UNIX_CLIENT,
+    &TLS_CLIENT,
 ];
 
 /// The tail of an [`EndpointError::UnknownKey`] message listing the keys of
@@ -829,6 +962,83 @@ fn unix_client(description: &str, fields: &[Field]) -> Result<ClientDescription,
         path,
         timeout,
         check_pid,
+    })
+}
+
+/// The key file an `ssl:` server reads when none is named, as in Twisted.
+const DEFAULT_PRIVATE_KEY: &str = "server.pem";
+
+fn ssl_server(description: &str, fields: &[Field]) -> Result<ServerDescription, EndpointError> {
+    let mut params = Params::collect(description, &SSL_SERVER, fields)?;
+    let port = parse_port(&params.required("port")?)?;
+    let private_key = parse_path(
+        "privateKey",
+        params
+            .take("privateKey")
+            .unwrap_or_else(|| DEFAULT_PRIVATE_KEY.to_owned()),
+    )?;
+    let cert_key = match params.take("certKey") {
+        Some(value) => parse_path("certKey", value)?,
+        None => private_key.clone(),
+    };
+    let extra_cert_chain = params
+        .take("extraCertChain")
+        .map(|v| parse_path("extraCertChain", v))
+        .transpose()?;
+    let interface = params
+        .take("interface")
+        .map(|value| parse_any_ip("interface", &value))
+        .transpose()?;
+    let backlog = params
+        .take("backlog")
+        .map(|v| parse_backlog(&v))
+        .transpose()?;
+    Ok(ServerDescription::Ssl {
+        port,
+        private_key,
+        cert_key,
+        extra_cert_chain,
+        interface,
+        backlog,
+    })
+}
+
+fn tls_client(description: &str, fields: &[Field]) -> Result<ClientDescription, EndpointError> {
+    let mut params = Params::collect(description, &TLS_CLIENT, fields)?;
+    let host = params.required("host")?;
+    if host.is_empty() {
+        return Err(bad_value("host", &host, "a host name or IP address"));
+    }
+    let port = parse_port(&params.required("port")?)?;
+    let trust_roots = params
+        .take("trustRoots")
+        .map(|v| parse_path("trustRoots", v))
+        .transpose()?;
+    let timeout = params
+        .take("timeout")
+        .map(|v| parse_timeout(&v))
+        .transpose()?;
+    let bind_address = params
+        .take("bindAddress")
+        .map(|value| parse_any_ip("bindAddress", &value))
+        .transpose()?;
+    Ok(ClientDescription::Tls {
+        host,
+        port,
+        trust_roots,
+        timeout,
+        bind_address,
+    })
+}
+
+/// An IPv4 or IPv6 address (colons escaped in the description).
+fn parse_any_ip(key: &str, value: &str) -> Result<IpAddr, EndpointError> {
+    value.parse::<IpAddr>().map_err(|_| {
+        bad_value(
+            key,
+            value,
+            "an IP address like 192.0.2.1 or \\:\\:1 (colons escaped)",
+        )
     })
 }
 
@@ -1386,7 +1596,7 @@ mod tests {
         assert_eq!(err, EndpointError::UnknownKind { kind: "foo".into() });
         assert_eq!(
             err.to_string(),
-            "unknown endpoint kind 'foo' (known: tcp, tcp6, unix)"
+            "unknown endpoint kind 'foo' (known: tcp, tcp6, unix, ssl, tls)"
         );
         for (description, kind) in [
             ("TCP:80", "TCP"),
@@ -1403,21 +1613,182 @@ mod tests {
         }
     }
 
-    #[test]
-    fn tls_kinds_are_not_available() {
-        for kind in ["ssl", "tls"] {
-            let expected = EndpointError::TlsNotAvailable { kind: kind.into() };
-            assert_eq!(server_err(&format!("{kind}:443")), expected);
-            assert_eq!(
-                client_err(&format!("{kind}:host=example.com:port=443")),
-                expected
-            );
-            assert_eq!(server_err(kind), expected);
-            assert_mentions(
-                &expected,
-                &["TLS", "not available yet", &format!("'{kind}'")],
-            );
+    fn ssl_server(port: u16, key: &str, cert: &str) -> ServerDescription {
+        ServerDescription::Ssl {
+            port,
+            private_key: key.into(),
+            cert_key: cert.into(),
+            extra_cert_chain: None,
+            interface: None,
+            backlog: None,
         }
+    }
+
+    fn tls_client(host: &str, port: u16) -> ClientDescription {
+        ClientDescription::Tls {
+            host: host.into(),
+            port,
+            trust_roots: None,
+            timeout: None,
+            bind_address: None,
+        }
+    }
+
+    #[test]
+    fn ssl_server_in_twisteds_grammar() {
+        assert_eq!(
+            server_ok("ssl:443:privateKey=key.pem:certKey=cert.pem"),
+            ssl_server(443, "key.pem", "cert.pem")
+        );
+        assert_eq!(
+            server_ok("ssl:port=443:certKey=cert.pem:privateKey=key.pem"),
+            ssl_server(443, "key.pem", "cert.pem")
+        );
+        assert_eq!(
+            server_ok(
+                r"ssl:8443:privateKey=/etc/k\:1.pem:certKey=c.pem:extraCertChain=chain.pem:interface=127.0.0.1:backlog=64"
+            ),
+            ServerDescription::Ssl {
+                port: 8443,
+                private_key: "/etc/k:1.pem".into(),
+                cert_key: "c.pem".into(),
+                extra_cert_chain: Some("chain.pem".into()),
+                interface: v4(127, 0, 0, 1),
+                backlog: Some(64),
+            }
+        );
+        let interface = |d: &str| match server_ok(d) {
+            ServerDescription::Ssl { interface, .. } => interface,
+            other => panic!("not ssl: {other:?}"),
+        };
+        assert_eq!(interface(r"ssl:443:interface=\:\:1"), v6("::1"));
+    }
+
+    #[test]
+    fn ssl_server_key_defaults_follow_twisted() {
+        // privateKey defaults to server.pem, certKey to the privateKey file.
+        assert_eq!(
+            server_ok("ssl:443"),
+            ssl_server(443, "server.pem", "server.pem")
+        );
+        assert_eq!(
+            server_ok("ssl:443:privateKey=both.pem"),
+            ssl_server(443, "both.pem", "both.pem")
+        );
+        assert_eq!(
+            server_ok("ssl:443:certKey=cert.pem"),
+            ssl_server(443, "server.pem", "cert.pem")
+        );
+    }
+
+    #[test]
+    fn tls_client_keyed_and_positional() {
+        let expected = tls_client("example.org", 443);
+        assert_eq!(client_ok("tls:host=example.org:port=443"), expected);
+        assert_eq!(client_ok("tls:example.org:443"), expected);
+        assert_eq!(client_ok("tls:example.org:port=443"), expected);
+        assert_eq!(
+            client_ok(
+                r"tls:localhost:8443:trustRoots=/tmp/ca\:x.pem:timeout=2.5:bindAddress=127.0.0.1"
+            ),
+            ClientDescription::Tls {
+                host: "localhost".into(),
+                port: 8443,
+                trust_roots: Some("/tmp/ca:x.pem".into()),
+                timeout: Some(Duration::from_millis(2500)),
+                bind_address: v4(127, 0, 0, 1),
+            }
+        );
+        assert_eq!(client_ok(r"tls:\:\:1:443"), tls_client("::1", 443));
+    }
+
+    #[test]
+    fn tls_display_is_canonical() {
+        assert_eq!(
+            server_ok("ssl:backlog=5:443:interface=127.0.0.1:extraCertChain=ch.pem").to_string(),
+            "ssl:443:privateKey=server.pem:certKey=server.pem:extraCertChain=ch.pem:interface=127.0.0.1:backlog=5"
+        );
+        assert_eq!(
+            server_ok(r"ssl:443:privateKey=a\:b.pem:interface=\:\:1").to_string(),
+            r"ssl:443:privateKey=a\:b.pem:certKey=a\:b.pem:interface=\:\:1"
+        );
+        assert_eq!(
+            client_ok("tls:example.org:443:timeout=30:trustRoots=ca.pem").to_string(),
+            "tls:host=example.org:port=443:trustRoots=ca.pem:timeout=30"
+        );
+    }
+
+    #[test]
+    fn tls_kinds_on_the_wrong_side_say_what_to_write() {
+        let err = server_err("tls:443");
+        assert!(matches!(err, EndpointError::WrongSide { .. }), "{err:?}");
+        assert_mentions(&err, &["'tls'", "server", "ssl:PORT"]);
+        let err = client_err("ssl:host=example.org:port=443");
+        assert!(matches!(err, EndpointError::WrongSide { .. }), "{err:?}");
+        assert_mentions(&err, &["'ssl'", "client", "tls:host="]);
+    }
+
+    #[test]
+    fn bad_tls_parameters() {
+        assert_eq!(
+            server_err("ssl:443:sslmethod=TLSv1_METHOD"),
+            EndpointError::UnknownKey {
+                kind: "ssl server".into(),
+                key: "sslmethod".into(),
+            }
+        );
+        assert_mentions(
+            &server_err("ssl:443:dhParameters=dh.pem"),
+            &["(known: port, privateKey, certKey, extraCertChain, interface, backlog)"],
+        );
+        assert_bad_value(&server_err("ssl:443:privateKey="), "privateKey", "");
+        assert_bad_value(&server_err("ssl:443:certKey="), "certKey", "");
+        assert_bad_value(&server_err("ssl:443:extraCertChain="), "extraCertChain", "");
+        assert_bad_value(
+            &server_err("ssl:443:interface=localhost"),
+            "interface",
+            "localhost",
+        );
+        assert_bad_value(&server_err("ssl:443:backlog=0"), "backlog", "0");
+        assert_eq!(
+            server_err("ssl:https"),
+            EndpointError::BadPort {
+                value: "https".into()
+            }
+        );
+        assert_eq!(
+            server_err("ssl:privateKey=k.pem"),
+            EndpointError::Missing {
+                kind: "ssl server".into(),
+                what: "port".into(),
+            }
+        );
+        assert_eq!(
+            client_err("tls:host=example.org"),
+            EndpointError::Missing {
+                kind: "tls client".into(),
+                what: "port".into(),
+            }
+        );
+        assert_bad_value(&client_err("tls:host=:port=443"), "host", "");
+        assert_bad_value(&client_err("tls:h:443:trustRoots="), "trustRoots", "");
+        assert_bad_value(&client_err("tls:h:443:timeout=soon"), "timeout", "soon");
+        assert_bad_value(
+            &client_err("tls:h:443:bindAddress=nowhere"),
+            "bindAddress",
+            "nowhere",
+        );
+        assert_eq!(
+            client_err("tls:h:443:certificate=c.pem"),
+            EndpointError::UnknownKey {
+                kind: "tls client".into(),
+                key: "certificate".into(),
+            }
+        );
+        assert!(matches!(
+            client_err("tls:h:443:extra"),
+            EndpointError::TooManyArguments { .. }
+        ));
     }
 
     #[test]
@@ -1851,7 +2222,8 @@ mod tests {
                 Just("tcp:"),
                 Just("tcp6:"),
                 Just("unix:"),
-                Just("ssl:")
+                Just("ssl:"),
+                Just("tls:")
             ],
             "[a-zA-Z0-9:=\\\\.\\-+ /%\u{0}é]{0,40}",
         )
@@ -1912,6 +2284,24 @@ mod tests {
                     backlog,
                     lockfile,
                 }),
+            (
+                any::<u16>(),
+                text(),
+                text(),
+                proptest::option::of(text()),
+                proptest::option::of(any::<IpAddr>()),
+                proptest::option::of(1u32..=65535),
+            )
+                .prop_map(|(port, key, cert, chain, interface, backlog)| {
+                    ServerDescription::Ssl {
+                        port,
+                        private_key: key.into(),
+                        cert_key: cert.into(),
+                        extra_cert_chain: chain.map(PathBuf::from),
+                        interface,
+                        backlog,
+                    }
+                }),
         ]
     }
 
@@ -1940,6 +2330,22 @@ mod tests {
                     check_pid,
                 }
             ),
+            (
+                text(),
+                any::<u16>(),
+                proptest::option::of(text()),
+                proptest::option::of(duration()),
+                proptest::option::of(any::<IpAddr>()),
+            )
+                .prop_map(|(host, port, roots, timeout, bind_address)| {
+                    ClientDescription::Tls {
+                        host,
+                        port,
+                        trust_roots: roots.map(PathBuf::from),
+                        timeout,
+                        bind_address,
+                    }
+                }),
         ]
     }
 
