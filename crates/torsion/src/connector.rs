@@ -70,6 +70,20 @@ struct ConnectorInner {
     transport: RefCell<Option<Transport>>,
     /// Deferreds waiting for the current attempt's outcome.
     waiters: RefCell<Vec<Trigger<Transport>>>,
+    /// A wrapping factory (TLS) supplies the protocol's transport once its
+    /// own setup is done, instead of the raw connection's.
+    wrapped: Cell<bool>,
+}
+
+/// A connector reference that does not keep it alive (for wrapping
+/// factories, which the connector itself owns).
+#[derive(Clone)]
+pub(crate) struct WeakConnector(Weak<ConnectorInner>);
+
+impl WeakConnector {
+    pub(crate) fn upgrade(&self) -> Option<Connector> {
+        self.0.upgrade().map(|inner| Connector { inner })
+    }
 }
 
 /// A handle on an outgoing connection: connect (again), stop, disconnect.
@@ -123,6 +137,7 @@ impl Connector {
                 timer: RefCell::new(None),
                 transport: RefCell::new(None),
                 waiters: RefCell::new(Vec::new()),
+                wrapped: Cell::new(false),
             }),
         }
     }
@@ -139,6 +154,26 @@ impl Connector {
     /// The transport of the current connection, while connected.
     pub fn transport(&self) -> Option<Transport> {
         self.inner.transport.borrow().clone()
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakConnector {
+        WeakConnector(Rc::downgrade(&self.inner))
+    }
+
+    /// Called by a wrapping factory: the transport to hand out (and to
+    /// close with [`disconnect`](Self::disconnect)) is the wrapper's, and
+    /// it arrives through [`supply_transport`](Self::supply_transport).
+    pub(crate) fn set_wrapped(&self) {
+        self.inner.wrapped.set(true);
+    }
+
+    /// The wrapper's transport is ready (a TLS handshake completed).
+    pub(crate) fn supply_transport(&self, transport: Transport) {
+        *self.inner.transport.borrow_mut() = Some(transport.clone());
+        let waiters = std::mem::take(&mut *self.inner.waiters.borrow_mut());
+        for w in waiters {
+            let _ = w.callback(transport.clone());
+        }
     }
 
     /// A Deferred that fires with the transport once a connection is up
@@ -168,9 +203,8 @@ impl Connector {
                 Some(t) => {
                     let _ = d.callback(t);
                 }
-                None => {
-                    let _ = d.errback(Failure::new(ConnectError::Cancelled));
-                }
+                // Connected underneath; the wrapper's setup is under way.
+                None => self.inner.waiters.borrow_mut().push(d.trigger()),
             },
             State::Connecting => self.inner.waiters.borrow_mut().push(d.trigger()),
             State::Idle => {
@@ -203,10 +237,21 @@ impl Connector {
         self.inner.state.set(State::Connecting);
         let id = self.inner.attempt_id.get() + 1;
         self.inner.attempt_id.set(id);
-        let me = self.clone();
-        // Queued before any failure of this attempt can be, so the factory
-        // always hears "started" first.
-        reactor.call_soon(move || me.inner.factory.borrow_mut().started_connecting(&me));
+        // Told at once unless the factory is running now (it called
+        // connect() from one of its own callbacks): then on the next step.
+        // Either way before the attempt can succeed or fail, which needs a
+        // turn of the loop, so the factory always hears "started" first.
+        let started = match self.inner.factory.try_borrow_mut() {
+            Ok(mut factory) => {
+                factory.started_connecting(self);
+                true
+            }
+            Err(_) => false,
+        };
+        if !started {
+            let me = self.clone();
+            reactor.call_soon(move || me.inner.factory.borrow_mut().started_connecting(&me));
+        }
         if let Some(t) = self.inner.timeout {
             let me = self.clone();
             let timer = reactor.call_later(t, move || {
@@ -399,11 +444,8 @@ impl Connector {
             Some(self.clone()),
         ) {
             Ok(conn) => {
-                let transport = Transport::new(conn);
-                *self.inner.transport.borrow_mut() = Some(transport.clone());
-                let waiters = std::mem::take(&mut *self.inner.waiters.borrow_mut());
-                for w in waiters {
-                    let _ = w.callback(transport.clone());
+                if !self.inner.wrapped.get() {
+                    self.supply_transport(Transport::new(conn));
                 }
             }
             Err(e) => self.fail(ConnectError::Io(Arc::new(e))),
@@ -414,6 +456,11 @@ impl Connector {
     pub(crate) fn connection_lost(&self, reason: &ConnectionLost) {
         self.inner.transport.borrow_mut().take();
         self.inner.state.set(State::Idle);
+        // Waiters still here were waiting on a wrapper that never finished.
+        let waiters = std::mem::take(&mut *self.inner.waiters.borrow_mut());
+        for w in waiters {
+            let _ = w.errback(Failure::new(reason.clone()));
+        }
         self.inner
             .factory
             .borrow_mut()

@@ -418,24 +418,28 @@ impl StreamConn {
                 self.push(reactor, self.clone(), task);
             }
         }
-        if io.out_len > 0 || io.flags.write_shut {
+        if io.out_len > 0 {
             return Then::Nothing;
         }
-        if !(io.flags.disconnecting || io.flags.half_close_pending) {
-            return Then::Nothing;
-        }
-        if let Some(s) = &io.socket {
-            if let Err(e) = s.shutdown_write() {
-                if e.kind() != io::ErrorKind::NotConnected {
-                    return Then::Close(ConnectionLost::from_io(e));
+        if !io.flags.write_shut && (io.flags.disconnecting || io.flags.half_close_pending) {
+            if let Some(s) = &io.socket {
+                if let Err(e) = s.shutdown_write() {
+                    if e.kind() != io::ErrorKind::NotConnected {
+                        return Then::Close(ConnectionLost::from_io(e));
+                    }
                 }
             }
+            io.flags.write_shut = true;
+            if io.flags.read_eof {
+                return Then::Close(ConnectionLost::Clean);
+            }
         }
-        io.flags.write_shut = true;
-        if io.flags.read_eof {
-            return Then::Close(ConnectionLost::Clean);
-        }
-        if io.flags.disconnecting {
+        // Closing with the write side shut (now, or earlier by half_close):
+        // discard input until the peer closes too, for at most LINGER.
+        if io.flags.disconnecting && io.flags.write_shut && !io.flags.draining {
+            if io.flags.read_eof {
+                return Then::Close(ConnectionLost::Clean);
+            }
             io.flags.draining = true;
             let weak = Rc::downgrade(self);
             let r = reactor.clone();

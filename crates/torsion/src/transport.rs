@@ -211,6 +211,34 @@ impl Transport {
     }
 }
 
+/// A transport produces what it reads, as Twisted's transports are push
+/// producers: pausing it stops reading. A proxy registers each side's
+/// transport as the producer of the other, so a slow reader on one side
+/// slows the reading on the other (see `protocols::portforward`).
+///
+/// ```no_run
+/// use std::rc::Rc;
+/// use torsion::Transport;
+/// fn couple(inbound: &Transport, outbound: &Transport) {
+///     outbound.register_producer(Rc::new(inbound.clone()), true);
+///     inbound.register_producer(Rc::new(outbound.clone()), true);
+/// }
+/// ```
+impl Producer for Transport {
+    fn pause_producing(&self) {
+        self.backend.pause_producing()
+    }
+
+    fn resume_producing(&self) {
+        self.backend.resume_producing()
+    }
+
+    /// The consumer is gone: close this side too, after flushing.
+    fn stop_producing(&self) {
+        self.backend.lose_connection()
+    }
+}
+
 impl fmt::Debug for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Transport")

@@ -606,3 +606,28 @@ fn a_factory_may_refuse_a_connection() {
     // Closed at once: the client reads end of file, nothing else.
     assert_eq!(t.join().unwrap(), (0, None));
 }
+
+#[test]
+fn half_close_then_lose_connection_finishes_when_the_peer_closes() {
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let (_port, addr) = listen(&reactor, move || {
+        Scripted::new(&l).made(|t| {
+            t.write(b"first half");
+            t.half_close();
+            // Before the peer's end of file: a regression once hung here.
+            t.lose_connection();
+        })
+    });
+    let t = thread::spawn(move || {
+        let mut s = client(addr);
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        got
+    });
+    spin_until(&reactor, || lost_count(&log) == 1);
+    assert_eq!(t.join().unwrap(), b"first half");
+    assert_eq!(lost(&log), Some("clean"));
+}

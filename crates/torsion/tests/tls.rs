@@ -1789,3 +1789,43 @@ fn openssl_s_client_negotiates_tls13_and_is_refused_tls11() {
     let made = servers.borrow().iter().filter(|s| s.borrow().made).count();
     assert_eq!(made, 2, "no protocol is made for a refused handshake");
 }
+
+// ---------------------------------------------------------------------------
+// The connector of a TLS client hands out the TLS transport.
+
+#[test]
+fn a_tls_connector_hands_out_and_disconnects_the_tls_transport() {
+    let ca = Ca::new("ca");
+    let leaf = ca.leaf(&["localhost"]);
+    let reactor = Reactor::new().unwrap();
+    let server = shared();
+    let s = server.clone();
+    let (_port, addr) = listen_tls(&reactor, ServerTls::new(identity(&leaf)), move || {
+        P::new(&s)
+    });
+    let client = shared();
+    let c = client.clone();
+    let (connector, failure) =
+        connect_tls(&reactor, addr, trust(&ca), "localhost", move || P::new(&c));
+    let got: Rc<RefCell<Option<Transport>>> = Rc::default();
+    let g = got.clone();
+    connector
+        .connected()
+        .add_callback(move |t| *g.borrow_mut() = Some(t));
+    spin(&reactor, || {
+        got.borrow().is_some() || failure.borrow().is_some()
+    });
+    let transport = got.borrow().clone().expect("connected() fired");
+    // The transport is the protocol's, after the handshake: TLS.
+    assert!(tls::is_tls(&transport));
+    assert!(transport.same_as(client.borrow().transport.as_ref().unwrap()));
+    assert!(connector.transport().unwrap().same_as(&transport));
+    transport.write(b"through the connector");
+    spin(&reactor, || {
+        server.borrow().data == b"through the connector"
+    });
+    // disconnect() closes the TLS session: the server sees close_notify.
+    connector.disconnect();
+    spin(&reactor, || lost(&server) && lost(&client));
+    assert!(is_clean(&server), "{:?}", server.borrow().lost);
+}

@@ -114,6 +114,8 @@ struct ClientShared {
     factory: RefCell<Box<dyn ClientFactory>>,
     /// How the current connection fared, filled in by its session.
     outcome: Rc<RefCell<Outcome>>,
+    /// The connector this factory serves, to hand it the TLS transport.
+    connector: RefCell<Option<crate::connector::WeakConnector>>,
 }
 
 /// A client factory whose protocols run over TLS.
@@ -132,9 +134,9 @@ struct ClientShared {
 /// * the factory refusing after the handshake:
 ///   [`ConnectError::FactoryRefused`].
 ///
-/// Close a TLS connection through the transport its protocol was given:
-/// [`Connector::transport`] and [`Connector::disconnect`] reach the raw
-/// connection underneath, which closes without a close_notify.
+/// The connector's [`Connector::transport`] and [`Connector::connected`]
+/// give the TLS transport once the handshake is done, and
+/// [`Connector::disconnect`] closes the session with close_notify.
 ///
 /// ```no_run
 /// use torsion::tls::{ClientTls, TlsClientFactory};
@@ -223,6 +225,7 @@ impl TlsClientFactory {
         Rc::new(ClientShared {
             factory: RefCell::new(Box::new(factory)),
             outcome: Rc::default(),
+            connector: RefCell::new(None),
         })
     }
 }
@@ -230,7 +233,10 @@ impl TlsClientFactory {
 impl ClientFactory for TlsClientFactory {
     fn build_protocol(&mut self, peer: &Address) -> Option<Box<dyn Protocol>> {
         let reactor = Reactor::from_inner(self.reactor.upgrade()?);
-        *self.shared.outcome.borrow_mut() = Outcome::default();
+        *self.shared.outcome.borrow_mut() = Outcome {
+            connector: self.shared.connector.borrow().clone(),
+            ..Outcome::default()
+        };
         let outcome = Some(self.shared.outcome.clone());
         let session = match &self.tls {
             None => {
@@ -263,6 +269,10 @@ impl ClientFactory for TlsClientFactory {
     }
 
     fn started_connecting(&mut self, connector: &Connector) {
+        // The connector hands out (and disconnects) the TLS transport, not
+        // the raw connection under it.
+        connector.set_wrapped();
+        *self.shared.connector.borrow_mut() = Some(connector.downgrade());
         self.shared
             .factory
             .borrow_mut()

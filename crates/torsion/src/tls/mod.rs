@@ -98,13 +98,10 @@
 //!   same segment were already delivered in the clear, so (as the STARTTLS
 //!   protocols require) a peer must wait for the go-ahead before its
 //!   handshake.
-//! * [`Connector::disconnect`](crate::Connector::disconnect) and
-//!   [`Connector::transport`](crate::Connector::transport) reach the raw
-//!   connection under a session: disconnecting that way closes without
-//!   close_notify, and writing that way corrupts the TLS stream. Use the
-//!   transport the protocol was given. (The reactor's shutdown does close
-//!   sessions cleanly: a `Before` shutdown trigger closes each through its
-//!   own transport first.)
+//! * A client connector's [`Connector::transport`](crate::Connector::transport)
+//!   is the TLS transport, there only once the handshake is done;
+//!   [`Connector::is_connected`](crate::Connector::is_connected) is true
+//!   from the TCP connection on.
 
 mod config;
 mod factory;

@@ -95,6 +95,8 @@ pub(crate) struct Outcome {
     pub(crate) refused: bool,
     /// The raw connection's own reason for ending.
     pub(crate) raw: Option<ConnectionLost>,
+    /// The connector to hand the TLS transport to once it is ready.
+    pub(crate) connector: Option<crate::connector::WeakConnector>,
 }
 
 enum Mode {
@@ -632,6 +634,14 @@ impl TlsSession {
             return;
         }
         self.io.borrow_mut().flags.made = true;
+        let connector = self
+            .outcome
+            .as_ref()
+            .and_then(|o| o.borrow().connector.clone())
+            .and_then(|c| c.upgrade());
+        if let Some(c) = connector {
+            c.supply_transport(transport.clone());
+        }
         if let Some(p) = self.protocol.borrow_mut().as_mut() {
             p.connection_made(transport);
         }
