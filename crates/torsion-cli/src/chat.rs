@@ -30,6 +30,14 @@ pub(crate) struct Args {
 
 /// Runs the chat room until a signal stops it.
 pub(crate) fn run(args: Args) -> Result<(), serve::Error> {
+    if serve::workers() > 1 {
+        // One room is one reactor's state: clients on another worker
+        // would never see each other's lines.
+        return Err(serve::Error::Workers {
+            workers: serve::workers(),
+            reason: "the chat room lives on one reactor".into(),
+        });
+    }
     let mut room: Option<ChatRoom> = None;
     let (max_line, max_buffer) = (args.max_line, args.max_buffer);
     serve(&args.listen, move |_| {

@@ -10,9 +10,9 @@
 //! the engine stops reading from it while more than the high-water mark
 //! waits to be sent back, and reads again once the queue drains.
 
-use crate::serve::{self, serve};
+use crate::serve::{self, serve_workers};
 use std::rc::Rc;
-use torsion::{Address, Producer, Protocol, Transport};
+use torsion::{Address, Producer, Protocol, Reactor, Transport};
 
 /// Run an RFC 862 echo server: every byte a client sends comes back.
 #[derive(Debug, clap::Args)]
@@ -29,7 +29,9 @@ pub(crate) struct Args {
 
 /// Runs the echo server until a signal stops it.
 pub(crate) fn run(args: Args) -> Result<(), serve::Error> {
-    serve(&args.listen, |_reactor| |_peer: &Address| Echo::default())
+    serve_workers(&args.listen, || {
+        |_reactor: &Reactor| |_peer: &Address| Echo::default()
+    })
 }
 
 /// One echo connection.

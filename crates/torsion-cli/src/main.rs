@@ -29,6 +29,7 @@ Examples:
   torsion echo                              RFC 862 echo on tcp:7007
   torsion echo --listen tcp:7007 --listen unix:/tmp/echo.sock
   torsion --log-level debug echo            also log every connection
+  torsion --workers 2 web                   two reactors on two cores, one port
 
 Endpoints are Twisted-style strings: tcp:PORT[:interface=IP], tcp6:PORT,
 unix:PATH[:mode=660]. SIGINT or SIGTERM stops the server gracefully: it
@@ -49,6 +50,12 @@ struct Cli {
         value_name = "FILTER"
     )]
     log_level: String,
+
+    /// Serve on N reactors, one per thread, each with its own SO_REUSEPORT
+    /// listener (TCP and ssl: endpoints). Per-connection state is per
+    /// worker, so `chat` runs on one.
+    #[arg(long, global = true, default_value_t = 1, value_name = "N")]
+    workers: usize,
 
     #[command(subcommand)]
     command: Command,
@@ -80,6 +87,11 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
+    if cli.workers == 0 {
+        eprintln!("torsion: --workers must be at least 1");
+        return ExitCode::from(2);
+    }
+    serve::set_workers(cli.workers);
     let result = match cli.command {
         Command::Web(args) => web::run(args),
         Command::Echo(args) => echo::run(args),

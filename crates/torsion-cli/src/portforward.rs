@@ -7,9 +7,9 @@
 //! closes both. The protocol is the engine's
 //! `torsion::protocols::portforward`.
 
-use crate::serve::{self, serve};
-use torsion::endpoints;
+use crate::serve::{self, serve_workers};
 use torsion::protocols::portforward::PortForward;
+use torsion::{endpoints, Reactor};
 
 /// Forward every connection to another endpoint.
 #[derive(Debug, clap::Args)]
@@ -36,9 +36,12 @@ pub(crate) fn run(args: Args) -> Result<(), serve::Error> {
     })?;
     tracing::info!(to = %args.connect, "forwarding connections");
     let connect = args.connect;
-    serve(&args.listen, move |reactor| {
-        let to =
-            endpoints::client(reactor, &connect).expect("the client endpoint was checked above");
-        PortForward::new(to)
+    serve_workers(&args.listen, move || {
+        let connect = connect.clone();
+        move |reactor: &Reactor| {
+            let to = endpoints::client(reactor, &connect)
+                .expect("the client endpoint was checked above");
+            PortForward::new(to)
+        }
     })
 }

@@ -1,9 +1,17 @@
 //! What every plugin shares: listen on endpoint strings, log, and run the
 //! reactor until a signal stops it.
 
+use std::cell::RefCell;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
 use torsion::endpoints::{self, EndpointError};
-use torsion::{Address, ConnectionLost, Factory, HalfClose, Protocol, Reactor, Transport};
+use torsion::task::LoopingCall;
+use torsion::{
+    Address, ConnectionLost, Factory, HalfClose, Phase, Protocol, Reactor, ReactorHandle,
+    SystemEvent, Transport,
+};
 
 /// Why a server could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +33,185 @@ pub(crate) enum Error {
     /// The reactor could not be built or failed while running.
     #[error("reactor failed: {0}")]
     Reactor(#[source] io::Error),
+    /// `--workers` was asked of something that cannot be shared.
+    #[error("--workers {workers}: {reason}")]
+    Workers { workers: usize, reason: String },
+}
+
+/// How many reactors (threads) serve; set once from `--workers`.
+static WORKERS: AtomicUsize = AtomicUsize::new(1);
+
+/// Sets the number of workers (`--workers`).
+pub(crate) fn set_workers(n: usize) {
+    WORKERS.store(n.max(1), Ordering::Relaxed);
+}
+
+/// The number of workers asked for.
+pub(crate) fn workers() -> usize {
+    WORKERS.load(Ordering::Relaxed)
+}
+
+/// Like [`serve`], on `--workers N` reactors, one per thread, each with
+/// its own `SO_REUSEPORT` listener on every endpoint: the kernel spreads
+/// connections among them and no lock is shared on the hot path. `recipe`
+/// runs on each worker's thread and makes that worker's factory maker, so
+/// per-worker state (a site, a cache) never crosses threads.
+///
+/// With one worker this is [`serve`] on the main thread. Port 0 is
+/// resolved by the first worker; the others join its port.
+pub(crate) fn serve_workers<F, M, R>(endpoints: &[String], recipe: R) -> Result<(), Error>
+where
+    F: Factory,
+    M: FnMut(&Reactor) -> F,
+    R: Fn() -> M + Send + Sync + 'static,
+{
+    let workers = workers();
+    if workers <= 1 {
+        return serve(endpoints, recipe());
+    }
+    let main = Reactor::new().map_err(Error::Reactor)?;
+    main.install_signal_handlers().map_err(Error::Reactor)?;
+    for e in endpoints {
+        let endpoint = endpoints::server(&main, e).map_err(|source| Error::BadEndpoint {
+            endpoint: e.clone(),
+            source,
+        })?;
+        if !endpoint.is_tcp() {
+            return Err(Error::Workers {
+                workers,
+                reason: format!(
+                    "'{e}' cannot be shared; workers need tcp:, tcp6: or ssl: endpoints"
+                ),
+            });
+        }
+    }
+    let recipe = Arc::new(recipe);
+    let alive = Arc::new(AtomicUsize::new(0));
+    let mut handles: Vec<ReactorHandle> = Vec::new();
+    let mut joins = Vec::new();
+    let mut ports: Vec<Option<u16>> = vec![None; endpoints.len()];
+    for index in 0..workers {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let strings = endpoints.to_vec();
+        let fixed = ports.clone();
+        let recipe = recipe.clone();
+        let alive = alive.clone();
+        alive.fetch_add(1, Ordering::SeqCst);
+        let join = std::thread::Builder::new()
+            .name(format!("torsion-worker-{index}"))
+            .spawn(move || {
+                worker(index, &strings, &fixed, &*recipe, ready_tx);
+                alive.fetch_sub(1, Ordering::SeqCst);
+            })
+            .map_err(Error::Reactor)?;
+        joins.push(join);
+        let started = ready_rx.recv().unwrap_or_else(|_| {
+            Err(Error::Reactor(io::Error::other(
+                "a worker thread died while starting",
+            )))
+        });
+        match started {
+            Ok((handle, addresses)) => {
+                handles.push(handle);
+                if index == 0 {
+                    for ((slot, address), given) in ports.iter_mut().zip(&addresses).zip(endpoints)
+                    {
+                        *slot = address.socket_addr().map(|a| a.port());
+                        tracing::info!(endpoint = %given, workers, "listening on {address}");
+                    }
+                }
+            }
+            Err(e) => {
+                for h in &handles {
+                    h.stop();
+                }
+                for j in joins {
+                    let _ = j.join();
+                }
+                return Err(e);
+            }
+        }
+    }
+    // Shutdown: stop every worker, and wait until all have finished theirs.
+    let r = main.clone();
+    main.add_system_event_trigger(Phase::Before, SystemEvent::Shutdown, move |guard| {
+        for h in &handles {
+            h.stop();
+        }
+        let guard = RefCell::new(Some(guard));
+        let check = LoopingCall::new(&r, move || {
+            if alive.load(Ordering::SeqCst) == 0 {
+                guard.borrow_mut().take();
+            }
+        });
+        let _ = check.start(Duration::from_millis(10), true);
+        // The loop stops with the reactor; keep it until then.
+        r.add_system_event_trigger(Phase::After, SystemEvent::Shutdown, move |_| check.stop());
+    });
+    main.run().map_err(Error::Reactor)?;
+    for j in joins {
+        let _ = j.join();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+type Started = Result<(ReactorHandle, Vec<Address>), Error>;
+
+/// One worker: its reactor, its listeners, its loop.
+fn worker<F, M, R>(
+    index: usize,
+    strings: &[String],
+    ports: &[Option<u16>],
+    recipe: &R,
+    ready: mpsc::Sender<Started>,
+) where
+    F: Factory,
+    M: FnMut(&Reactor) -> F,
+    R: Fn() -> M,
+{
+    let reactor = match Reactor::new() {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = ready.send(Err(Error::Reactor(e)));
+            return;
+        }
+    };
+    let mut make = recipe();
+    let mut listening = Vec::new();
+    for (given, port) in strings.iter().zip(ports) {
+        let endpoint = match endpoints::server(&reactor, given) {
+            Ok(e) => e.reuse_port(true),
+            Err(source) => {
+                let _ = ready.send(Err(Error::BadEndpoint {
+                    endpoint: given.clone(),
+                    source,
+                }));
+                return;
+            }
+        };
+        let endpoint = match port {
+            Some(p) => endpoint.with_port(*p),
+            None => endpoint,
+        };
+        match endpoint.listen(LogConnections(make(&reactor), Some(index))) {
+            Ok(port) => listening.push(port),
+            Err(source) => {
+                let _ = ready.send(Err(Error::Listen {
+                    endpoint: given.clone(),
+                    source,
+                }));
+                return;
+            }
+        }
+    }
+    let addresses = listening.iter().map(|p| p.address()).collect();
+    if ready.send(Ok((reactor.handle(), addresses))).is_err() {
+        return;
+    }
+    if let Err(e) = reactor.run() {
+        tracing::error!(worker = index, error = %e, "worker reactor failed");
+    }
 }
 
 /// Listens on every endpoint in `endpoints`, each with a factory from
@@ -54,7 +241,7 @@ pub(crate) fn serve<F: Factory>(
     let mut ports = Vec::with_capacity(parsed.len());
     for (endpoint, given) in parsed.iter().zip(endpoints) {
         let port = endpoint
-            .listen(LogConnections(factory(&reactor)))
+            .listen(LogConnections(factory(&reactor), None))
             .map_err(|source| Error::Listen {
                 endpoint: given.clone(),
                 source,
@@ -69,8 +256,9 @@ pub(crate) fn serve<F: Factory>(
 }
 
 /// A factory that wraps each protocol its inner factory builds so that the
-/// connection's opening and closing are logged at `debug`.
-struct LogConnections<F>(F);
+/// connection's opening and closing are logged at `debug` (with the
+/// worker's number under `--workers`).
+struct LogConnections<F>(F, Option<usize>);
 
 impl<F: Factory> Factory for LogConnections<F> {
     fn build_protocol(&mut self, peer: &Address) -> Option<Box<dyn Protocol>> {
@@ -78,6 +266,7 @@ impl<F: Factory> Factory for LogConnections<F> {
         Some(Box::new(Logged {
             inner,
             peer: peer.clone(),
+            worker: self.1,
         }))
     }
 
@@ -93,11 +282,22 @@ impl<F: Factory> Factory for LogConnections<F> {
 struct Logged {
     inner: Box<dyn Protocol>,
     peer: Address,
+    worker: Option<usize>,
 }
 
 impl Protocol for Logged {
     fn connection_made(&mut self, transport: Transport) {
-        tracing::debug!(peer = %self.peer, local = %transport.host(), "connection opened");
+        match self.worker {
+            Some(worker) => tracing::debug!(
+                peer = %self.peer,
+                local = %transport.host(),
+                worker,
+                "connection opened"
+            ),
+            None => {
+                tracing::debug!(peer = %self.peer, local = %transport.host(), "connection opened")
+            }
+        }
         self.inner.connection_made(transport)
     }
 

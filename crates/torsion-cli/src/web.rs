@@ -10,12 +10,13 @@
 //! On that signal the site stops taking connections, closes the idle ones
 //! and lets the responses under way finish before the process exits.
 
-use crate::serve::{self, serve};
+use crate::serve::{self, serve_workers};
 use std::fs::OpenOptions;
 use std::io::{self, LineWriter, Write};
 use std::path::PathBuf;
 use std::rc::Rc;
 use torsion::endpoints::{parse_server, ServerDescription};
+use torsion::Reactor;
 use torsion_http::{File, Site};
 
 /// Serve a directory over HTTP/1.1 (static files, listings, ranges).
@@ -47,25 +48,40 @@ pub(crate) fn run(args: Args) -> Result<(), serve::Error> {
         Ok(root) => root,
         Err(e) => fail(&format!("cannot serve '{}': {e}", args.path.display())),
     };
+    drop(root);
     let shown = std::fs::canonicalize(&args.path).unwrap_or_else(|_| args.path.clone());
-    let log: Option<Box<dyn Write>> = match args.access_log.as_deref() {
-        None => None,
-        Some("-") => Some(Box::new(io::stderr())),
-        Some(file) => match OpenOptions::new().create(true).append(true).open(file) {
-            Ok(f) => Some(Box::new(LineWriter::new(f))),
-            Err(e) => fail(&format!("cannot open access log '{file}': {e}")),
-        },
-    };
+    // Checked here, opened again by each worker (O_APPEND lines do not
+    // interleave).
+    if let Some(file) = args.access_log.as_deref().filter(|f| *f != "-") {
+        if let Err(e) = OpenOptions::new().create(true).append(true).open(file) {
+            fail(&format!("cannot open access log '{file}': {e}"));
+        }
+    }
     for endpoint in &args.listen {
         if let Some(url) = url_of(endpoint) {
             tracing::info!("serving {} at {url}", shown.display());
         }
     }
-    let mut site = Site::new(Rc::new(root));
-    if let Some(log) = log {
-        site = site.access_log(log);
-    }
-    serve(&args.listen, |reactor| site.factory(reactor))
+    let (path, access_log) = (args.path.clone(), args.access_log.clone());
+    serve_workers(&args.listen, move || {
+        let root = match File::new(&path) {
+            Ok(root) => root,
+            Err(e) => fail(&format!("cannot serve '{}': {e}", path.display())),
+        };
+        let log: Option<Box<dyn Write>> = match access_log.as_deref() {
+            None => None,
+            Some("-") => Some(Box::new(io::stderr())),
+            Some(file) => match OpenOptions::new().create(true).append(true).open(file) {
+                Ok(f) => Some(Box::new(LineWriter::new(f))),
+                Err(e) => fail(&format!("cannot open access log '{file}': {e}")),
+            },
+        };
+        let mut site = Site::new(Rc::new(root));
+        if let Some(log) = log {
+            site = site.access_log(log);
+        }
+        move |reactor: &Reactor| site.factory(reactor)
+    })
 }
 
 /// Reports a startup error the way `main` reports the others, and exits

@@ -7,10 +7,10 @@
 //! are the well-known ones times 1001 (9 → 9009, 19 → 19019, ...), so they
 //! run without privileges, like `torsion echo` on 7007.
 
-use crate::serve::{self, serve};
+use crate::serve::{self, serve_workers};
 use std::rc::Rc;
 use torsion::protocols::wire::{Chargen, Daytime, Discard, Qotd, Time, DEFAULT_QUOTE};
-use torsion::Address;
+use torsion::{Address, Reactor};
 
 /// The wire services, flattened into the command's subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -69,18 +69,29 @@ pub(crate) struct QotdArgs {
 /// Runs the chosen service until a signal stops it.
 pub(crate) fn run(command: Command) -> Result<(), serve::Error> {
     match command {
-        Command::Discard(l) => serve(&l.endpoints(), |_| |_: &Address| Discard),
-        Command::Chargen(l) => serve(&l.endpoints(), |_| |_: &Address| Chargen::default()),
-        Command::Daytime(l) => serve(&l.endpoints(), |_| |_: &Address| Daytime::new()),
-        Command::Time(l) => serve(&l.endpoints(), |_| |_: &Address| Time::new()),
+        Command::Discard(l) => {
+            serve_workers(&l.endpoints(), || |_: &Reactor| |_: &Address| Discard)
+        }
+        Command::Chargen(l) => serve_workers(&l.endpoints(), || {
+            |_: &Reactor| |_: &Address| Chargen::default()
+        }),
+        Command::Daytime(l) => serve_workers(&l.endpoints(), || {
+            |_: &Reactor| |_: &Address| Daytime::new()
+        }),
+        Command::Time(l) => {
+            serve_workers(&l.endpoints(), || |_: &Reactor| |_: &Address| Time::new())
+        }
         Command::Qotd(args) => {
             if args.quote.len() > 512 {
                 tracing::warn!("the quote is longer than RFC 865's 512 characters");
             }
-            let quote: Rc<str> = args.quote.into();
-            serve(&args.listen.endpoints(), move |_| {
-                let quote = quote.clone();
-                move |_: &Address| Qotd::new(quote.clone())
+            let text = args.quote;
+            serve_workers(&args.listen.endpoints(), move || {
+                let quote: Rc<str> = text.as_str().into();
+                move |_: &Reactor| {
+                    let quote = quote.clone();
+                    move |_: &Address| Qotd::new(quote.clone())
+                }
             })
         }
     }

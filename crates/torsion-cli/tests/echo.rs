@@ -393,3 +393,65 @@ fn out_of_descriptors_pauses_accepting_without_spinning_and_recovers() {
         );
     }
 }
+
+#[test]
+fn workers_share_one_port_and_stop_together() {
+    let mut server = Server::start(
+        Command::new(BIN).args([
+            "--workers",
+            "2",
+            "--log-level",
+            "debug",
+            "echo",
+            "--listen",
+            LOOPBACK,
+        ]),
+        1,
+    );
+    let clients: Vec<_> = (0..64u64)
+        .map(|i| {
+            let addr = server.addr();
+            thread::spawn(move || {
+                let mut s = TcpStream::connect_timeout(&addr, PATIENCE).unwrap();
+                s.set_read_timeout(Some(PATIENCE)).unwrap();
+                let mine = random_bytes(i, 2048);
+                s.write_all(&mine).unwrap();
+                s.shutdown(Shutdown::Write).unwrap();
+                let mut got = Vec::new();
+                s.read_to_end(&mut got).unwrap();
+                got == mine
+            })
+        })
+        .collect();
+    for c in clients {
+        assert!(c.join().unwrap());
+    }
+    assert!(server
+        .wait_for_count("connection closed", 64, Instant::now() + PATIENCE)
+        .is_some());
+    // The kernel spread the connections over both reactors.
+    let opened = server.lines_containing("connection opened");
+    for worker in ["worker=0", "worker=1"] {
+        assert!(
+            opened.iter().any(|l| l.contains(worker)),
+            "no connection on {worker}:\n{}",
+            opened.join("\n")
+        );
+    }
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(5)).expect("exited");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn workers_refuse_unix_endpoints() {
+    let out = support::run_bounded(Command::new(BIN).args([
+        "--workers",
+        "2",
+        "echo",
+        "--listen",
+        "unix:/tmp/torsion-workers-never.sock",
+    ]));
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("cannot be shared"), "{}", out.stderr);
+}

@@ -62,6 +62,8 @@ pub struct ServerEndpoint {
     description: ServerDescription,
     /// For `ssl:`, the certificates and key, read when parsed.
     tls: Option<ServerTls>,
+    /// Listen with `SO_REUSEPORT` (several reactors on one port).
+    reuse_port: bool,
 }
 
 /// Parses a server endpoint string (`tcp:PORT[:interface=IP][:backlog=N]`,
@@ -102,10 +104,40 @@ pub fn server(reactor: &Reactor, description: &str) -> Result<ServerEndpoint, En
         reactor: reactor.clone(),
         description,
         tls,
+        reuse_port: false,
     })
 }
 
 impl ServerEndpoint {
+    /// Listens with `SO_REUSEPORT` (TCP and `ssl:` endpoints), so that
+    /// several reactors, one per thread or process, can listen on the same
+    /// port and the kernel spreads connections among them.
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
+        self
+    }
+
+    /// The same endpoint on another port (TCP and `ssl:` endpoints; a Unix
+    /// endpoint is returned unchanged). With port 0 the first listener
+    /// learns the real port; this lets more listeners join it.
+    pub fn with_port(mut self, new_port: u16) -> Self {
+        match &mut self.description {
+            ServerDescription::Tcp { port, .. } | ServerDescription::Ssl { port, .. } => {
+                *port = new_port
+            }
+            _ => {}
+        }
+        self
+    }
+
+    /// Whether the endpoint listens on a TCP port (`tcp:`, `tcp6:`, `ssl:`).
+    pub fn is_tcp(&self) -> bool {
+        matches!(
+            self.description,
+            ServerDescription::Tcp { .. } | ServerDescription::Ssl { .. }
+        )
+    }
+
     /// What the string said.
     pub fn description(&self) -> &ServerDescription {
         &self.description
@@ -152,7 +184,8 @@ impl ServerEndpoint {
                 if let Some(b) = backlog {
                     listen = listen.backlog(*b);
                 }
-                self.reactor.listen_tcp(listen, factory)
+                self.reactor
+                    .listen_tcp(listen.reuse_port(self.reuse_port), factory)
             }
             ServerDescription::Unix {
                 path,
@@ -182,6 +215,7 @@ impl ServerEndpoint {
                 if let Some(b) = backlog {
                     listen = listen.backlog(*b);
                 }
+                let listen = listen.reuse_port(self.reuse_port);
                 // `server` read the TLS settings of every `ssl:` endpoint.
                 match &self.tls {
                     Some(tls) => self
