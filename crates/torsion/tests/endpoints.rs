@@ -78,3 +78,73 @@ fn bad_strings_name_the_bad_part() {
         assert!(err.contains(part), "{bad:?} gave {err:?}");
     }
 }
+
+#[test]
+fn endpoints_hand_back_deferreds_of_the_port_and_the_protocol() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use torsion::{Protocol, Transport};
+
+    #[derive(Default)]
+    struct Talker {
+        transport: Option<Transport>,
+        heard: Vec<u8>,
+    }
+    impl Protocol for Talker {
+        fn connection_made(&mut self, t: Transport) {
+            self.transport = Some(t);
+        }
+        fn data_received(&mut self, d: &[u8]) {
+            self.heard.extend_from_slice(d);
+        }
+    }
+
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let port = Rc::new(RefCell::new(None));
+    let p = port.clone();
+    endpoints::server(&reactor, "tcp:0:interface=127.0.0.1")
+        .unwrap()
+        .listen_deferred(move |_: &Address| Scripted::echo(&l))
+        .add_callback(move |listening| *p.borrow_mut() = Some(listening));
+    let addr = port
+        .borrow()
+        .as_ref()
+        .unwrap()
+        .address()
+        .socket_addr()
+        .unwrap();
+
+    let talker = Rc::new(RefCell::new(None));
+    let t = talker.clone();
+    endpoints::client(&reactor, &format!("tcp:127.0.0.1:{}", addr.port()))
+        .unwrap()
+        .connect_protocol(Talker::default)
+        .add_callback(move |protocol| {
+            protocol.borrow().transport.as_ref().unwrap().write(b"ping");
+            *t.borrow_mut() = Some(protocol);
+        });
+    spin_until(&reactor, || {
+        talker
+            .borrow()
+            .as_ref()
+            .is_some_and(|p| p.borrow().heard == b"ping")
+    });
+
+    // A refused connection fails the Deferred with the ConnectError.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let free = closed.local_addr().unwrap().port();
+    drop(closed);
+    let refused = Rc::new(RefCell::new(false));
+    let r = refused.clone();
+    endpoints::client(&reactor, &format!("tcp:127.0.0.1:{free}"))
+        .unwrap()
+        .connect_protocol(Talker::default)
+        .add_errback(move |f| {
+            *r.borrow_mut() = f.check::<torsion::ConnectError>();
+            Err(f)
+        })
+        .add_errback(|_| Ok(Rc::new(RefCell::new(Talker::default()))));
+    spin_until(&reactor, || *refused.borrow());
+}

@@ -43,17 +43,23 @@ mod parse;
 
 pub use parse::{parse_client, parse_server, ClientDescription, EndpointError, ServerDescription};
 
+use crate::address::Address;
 use crate::connector::Connector;
+use crate::defer::{self, Deferred, Failure};
 use crate::listener::ListeningPort;
 use crate::protocol::{ClientFactory, Factory};
+use crate::protocol::{ConnectionLost, HalfClose, Protocol};
 use crate::reactor::Reactor;
 use crate::tcp::{TcpConnect, TcpListen};
 use crate::tls::{ClientTls, Identity, ServerTls, TlsClientFactory, TlsFactory};
+use crate::transport::Transport;
 use crate::unix::{UnixConnect, UnixListen};
 use rustls::pki_types::ServerName;
+use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr};
+use std::rc::Rc;
 
 /// A parsed server endpoint on a reactor, ready to listen.
 #[derive(Clone, Debug)]
@@ -162,6 +168,16 @@ impl ServerEndpoint {
             self.tls = Some(tls);
         }
         self
+    }
+
+    /// Listens, as [`listen`](Self::listen), and gives the port as a
+    /// Deferred (Twisted's `endpoint.listen`), failed with the I/O error
+    /// if listening failed.
+    pub fn listen_deferred(&self, factory: impl Factory) -> Deferred<ListeningPort> {
+        match self.listen(factory) {
+            Ok(port) => defer::succeed(port),
+            Err(e) => defer::fail(e),
+        }
     }
 
     /// Listens, with `factory` building a protocol per connection. On an
@@ -318,6 +334,51 @@ impl ClientEndpoint {
         self
     }
 
+    /// Connects with one protocol made by `make`, and gives that protocol
+    /// once it is connected (after the TLS handshake for `tls:`), as
+    /// Twisted's `endpoint.connect` does; fails with the
+    /// [`ConnectError`](crate::ConnectError) otherwise. The engine drives
+    /// the protocol through the shared cell: do not keep it borrowed.
+    ///
+    /// ```
+    /// use torsion::{endpoints, Address, Protocol, Reactor, Transport};
+    /// #[derive(Default)]
+    /// struct Greeter { transport: Option<Transport> }
+    /// impl Protocol for Greeter {
+    ///     fn connection_made(&mut self, t: Transport) { self.transport = Some(t) }
+    ///     fn data_received(&mut self, _: &[u8]) {}
+    /// }
+    /// let reactor = Reactor::new().unwrap();
+    /// let port = endpoints::server(&reactor, "tcp:0:interface=127.0.0.1").unwrap()
+    ///     .listen(|_: &Address| Greeter::default()).unwrap();
+    /// let to = format!("tcp:127.0.0.1:{}", port.address().socket_addr().unwrap().port());
+    /// let r = reactor.clone();
+    /// endpoints::client(&reactor, &to).unwrap()
+    ///     .connect_protocol(Greeter::default)
+    ///     .add_callback(move |greeter| {
+    ///         greeter.borrow().transport.as_ref().unwrap().write(b"hi");
+    ///         r.stop();
+    ///     });
+    /// reactor.run().unwrap();
+    /// ```
+    pub fn connect_protocol<P: Protocol>(
+        &self,
+        make: impl FnOnce() -> P + 'static,
+    ) -> Deferred<Rc<RefCell<P>>> {
+        let made: Rc<RefCell<Option<Rc<RefCell<P>>>>> = Rc::default();
+        let connector = self.connect(OneProtocol {
+            make: Some(make),
+            made: made.clone(),
+        });
+        connector.connected().and_then(move |_| {
+            let protocol = made.borrow_mut().take();
+            match protocol {
+                Some(p) => Ok(p),
+                None => Err(Failure::msg("the connection was made without its protocol")),
+            }
+        })
+    }
+
     /// Connects, with `factory` building the protocol once connected. On a
     /// `tls:` endpoint the protocol is built once the TLS handshake
     /// succeeded, and a failed handshake reaches the factory as
@@ -383,5 +444,41 @@ impl ClientEndpoint {
 impl fmt::Display for ClientEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.description.fmt(f)
+    }
+}
+
+/// The client factory of `connect_protocol`: one protocol, kept in a
+/// cell the caller shares.
+struct OneProtocol<P, M> {
+    make: Option<M>,
+    made: Rc<RefCell<Option<Rc<RefCell<P>>>>>,
+}
+
+impl<P: Protocol, M: FnOnce() -> P + 'static> ClientFactory for OneProtocol<P, M> {
+    fn build_protocol(&mut self, _: &Address) -> Option<Box<dyn Protocol>> {
+        let protocol = Rc::new(RefCell::new(self.make.take()?()));
+        *self.made.borrow_mut() = Some(protocol.clone());
+        Some(Box::new(SharedProtocol(protocol)))
+    }
+}
+
+/// Drives a protocol the caller also holds.
+struct SharedProtocol<P>(Rc<RefCell<P>>);
+
+impl<P: Protocol> Protocol for SharedProtocol<P> {
+    fn connection_made(&mut self, transport: Transport) {
+        self.0.borrow_mut().connection_made(transport)
+    }
+
+    fn data_received(&mut self, data: &[u8]) {
+        self.0.borrow_mut().data_received(data)
+    }
+
+    fn read_connection_lost(&mut self) -> HalfClose {
+        self.0.borrow_mut().read_connection_lost()
+    }
+
+    fn connection_lost(&mut self, reason: ConnectionLost) {
+        self.0.borrow_mut().connection_lost(reason)
     }
 }
