@@ -263,6 +263,11 @@ struct LogConnections<F>(F, Option<usize>);
 impl<F: Factory> Factory for LogConnections<F> {
     fn build_protocol(&mut self, peer: &Address) -> Option<Box<dyn Protocol>> {
         let inner = self.0.build_protocol(peer)?;
+        // The wrapper costs an allocation per connection: only when its
+        // lines would be written.
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return Some(inner);
+        }
         Some(Box::new(Logged {
             inner,
             peer: peer.clone(),

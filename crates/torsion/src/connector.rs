@@ -297,7 +297,7 @@ impl Connector {
                 );
             }
             Target::Unix { path } => {
-                let result = mio::net::UnixStream::connect(&path).map(Socket::Unix);
+                let result = mio::net::UnixStream::connect(&path).map(|s| Socket::Unix(s.into()));
                 let peer = Address::Unix(Some(path));
                 match result {
                     Ok(socket) => {
@@ -350,7 +350,7 @@ impl Connector {
         pending.token.set(token);
         let registered = match pending.socket.borrow_mut().as_mut() {
             Some(s) => reactor.registry().register(
-                s.source(),
+                &mut s.source(),
                 mio::Token(token),
                 mio::Interest::READABLE | mio::Interest::WRITABLE,
             ),
@@ -390,8 +390,8 @@ impl Connector {
             t.cancel();
         }
         if let Some(p) = self.inner.attempt.borrow_mut().take() {
-            if let Some(mut s) = p.socket.borrow_mut().take() {
-                let _ = reactor.registry().deregister(s.source());
+            if let Some(s) = p.socket.borrow_mut().take() {
+                let _ = reactor.registry().deregister(&mut s.source());
             }
             reactor.remove_source(p.token.get());
         }
@@ -438,7 +438,6 @@ impl Connector {
         match StreamConn::start(
             reactor,
             socket,
-            pending.peer.clone(),
             protocol,
             Some(pending.token.get()),
             Some(self.clone()),
@@ -490,7 +489,7 @@ fn start_tcp_connect(addr: SocketAddr, bind: Option<SocketAddr>) -> io::Result<S
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
         Err(e) => return Err(e),
     }
-    Ok(Socket::Tcp(mio::net::TcpStream::from_std(socket.into())))
+    Ok(Socket::Tcp(socket.into()))
 }
 
 /// One connect in flight, waiting for the socket to become writable.
@@ -518,8 +517,8 @@ impl PendingConnect {
                 }
             }
             Some(Err(e)) => {
-                if let Some(mut s) = self.socket.borrow_mut().take() {
-                    let _ = reactor.registry().deregister(s.source());
+                if let Some(s) = self.socket.borrow_mut().take() {
+                    let _ = reactor.registry().deregister(&mut s.source());
                 }
                 reactor.remove_source(self.token.get());
                 self.connector.inner.attempt.borrow_mut().take();

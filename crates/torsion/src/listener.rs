@@ -48,12 +48,12 @@ impl ListenSocket {
                 // Small writes go out at once; protocols batch with
                 // write_sequence when they want to.
                 let _ = s.set_nodelay(true);
-                Ok((Socket::Tcp(s), Address::Tcp(peer)))
+                Ok((Socket::Tcp(s.into()), Address::Tcp(peer)))
             }
             ListenSocket::Unix(l) => {
                 let (s, peer) = l.accept()?;
                 let path = peer.as_pathname().map(|p| p.to_path_buf());
-                Ok((Socket::Unix(s), Address::Unix(path)))
+                Ok((Socket::Unix(s.into()), Address::Unix(path)))
             }
         }
     }
@@ -189,7 +189,7 @@ impl Listener {
             tracing::info!(%peer, address = %self.address, "factory refused connection");
             return;
         };
-        if let Err(e) = StreamConn::start(reactor, socket, peer.clone(), protocol, None, None) {
+        if let Err(e) = StreamConn::start(reactor, socket, protocol, None, None) {
             tracing::error!(%peer, error = %e, "could not register an accepted connection");
         }
     }

@@ -30,10 +30,12 @@ use crate::reactor::{DelayedCall, Inner, Reactor, Source, Task};
 use crate::transport::{
     Producer, Transport, TransportBackend, DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER,
 };
+use mio::unix::SourceFd;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -46,10 +48,38 @@ const COALESCE: usize = 16 * 1024;
 /// Chunks gathered into one `writev`.
 const IOV_MAX: usize = 64;
 
-/// The socket of a stream connection.
+/// The socket of a stream connection: the standard library's socket (one
+/// descriptor, nothing more), registered with the poller by descriptor.
 pub(crate) enum Socket {
-    Tcp(mio::net::TcpStream),
-    Unix(mio::net::UnixStream),
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+/// A registered descriptor, for the poller.
+pub(crate) struct Fd(RawFd);
+
+impl mio::event::Source for Fd {
+    fn register(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        SourceFd(&self.0).register(registry, token, interests)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        SourceFd(&self.0).reregister(registry, token, interests)
+    }
+
+    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
+        SourceFd(&self.0).deregister(registry)
+    }
 }
 
 impl Socket {
@@ -92,11 +122,11 @@ impl Socket {
         }
     }
 
-    pub(crate) fn source(&mut self) -> &mut dyn mio::event::Source {
-        match self {
-            Socket::Tcp(s) => s,
-            Socket::Unix(s) => s,
-        }
+    pub(crate) fn source(&self) -> Fd {
+        Fd(match self {
+            Socket::Tcp(s) => s.as_raw_fd(),
+            Socket::Unix(s) => s.as_raw_fd(),
+        })
     }
 
     fn local_address(&self) -> Address {
@@ -128,6 +158,8 @@ pub(crate) enum StreamTask {
 
 #[derive(Default)]
 struct Flags {
+    /// A TCP socket (else Unix).
+    tcp: bool,
     /// The protocol (or a policy) paused reading.
     paused: bool,
     /// Input may be waiting that was not read (paused, or yielded).
@@ -148,22 +180,77 @@ struct Flags {
     pull_pending: bool,
 }
 
+/// A connection's I/O state. Kept small: what only some connections need
+/// lives behind boxes allocated on first use, so an idle connection is a
+/// socket, a token and a few flags.
 struct Io {
     socket: Option<Socket>,
     token: usize,
-    is_tcp: bool,
-    peer: Address,
-    out: VecDeque<Vec<u8>>,
-    /// Bytes of `out[0]` already written.
-    out_offset: usize,
+    flags: Flags,
+    /// What the kernel has not taken yet; allocated only while something
+    /// is queued.
+    out: Option<Box<OutQueue>>,
+    /// State few connections need; allocated on first use.
+    extra: Option<Box<Extra>>,
+}
+
+/// Output waiting for the kernel.
+#[derive(Default)]
+struct OutQueue {
+    chunks: VecDeque<Vec<u8>>,
+    /// Bytes of `chunks[0]` already written.
+    offset: usize,
     /// Bytes queued and not yet written.
-    out_len: usize,
+    len: usize,
+}
+
+/// The rarer parts of a connection's state.
+struct Extra {
     high: usize,
     low: usize,
     producer: Option<(Rc<dyn Producer>, bool)>,
-    flags: Flags,
+    /// Why the connection ended, until `connection_lost` is delivered.
     reason: Option<ConnectionLost>,
     linger: Option<DelayedCall>,
+    /// The connector of a client connection.
+    client: Option<Connector>,
+    /// The peer's address, kept when the socket closes.
+    peer: Option<Address>,
+}
+
+impl Default for Extra {
+    fn default() -> Self {
+        Extra {
+            high: DEFAULT_HIGH_WATER,
+            low: DEFAULT_LOW_WATER,
+            producer: None,
+            reason: None,
+            linger: None,
+            client: None,
+            peer: None,
+        }
+    }
+}
+
+impl Io {
+    fn out_len(&self) -> usize {
+        self.out.as_ref().map_or(0, |q| q.len)
+    }
+
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    fn peer(&self) -> Option<Address> {
+        match &self.socket {
+            Some(Socket::Tcp(s)) => s.peer_addr().ok().map(Address::Tcp),
+            Some(Socket::Unix(s)) => s
+                .peer_addr()
+                .ok()
+                .map(|a| Address::Unix(a.as_pathname().map(|p| p.to_path_buf()))),
+            None => None,
+        }
+    }
 }
 
 /// What to do once the I/O state is no longer borrowed.
@@ -178,7 +265,6 @@ pub(crate) struct StreamConn {
     reactor: Weak<Inner>,
     io: RefCell<Io>,
     protocol: RefCell<Option<Box<dyn Protocol>>>,
-    client: RefCell<Option<Connector>>,
 }
 
 impl StreamConn {
@@ -187,32 +273,31 @@ impl StreamConn {
     pub(crate) fn start(
         reactor: &Reactor,
         socket: Socket,
-        peer: Address,
         protocol: Box<dyn Protocol>,
         token: Option<usize>,
         client: Option<Connector>,
     ) -> io::Result<Rc<StreamConn>> {
-        let is_tcp = matches!(socket, Socket::Tcp(_));
+        let flags = Flags {
+            tcp: matches!(socket, Socket::Tcp(_)),
+            ..Flags::default()
+        };
+        let extra = client.map(|c| {
+            Box::new(Extra {
+                client: Some(c),
+                ..Extra::default()
+            })
+        });
         let conn = Rc::new_cyclic(|me| StreamConn {
             me: me.clone(),
             reactor: reactor.downgrade(),
             io: RefCell::new(Io {
                 socket: Some(socket),
                 token: token.unwrap_or(usize::MAX),
-                is_tcp,
-                peer,
-                out: VecDeque::new(),
-                out_offset: 0,
-                out_len: 0,
-                high: DEFAULT_HIGH_WATER,
-                low: DEFAULT_LOW_WATER,
-                producer: None,
-                flags: Flags::default(),
-                reason: None,
-                linger: None,
+                flags,
+                out: None,
+                extra,
             }),
             protocol: RefCell::new(Some(protocol)),
-            client: RefCell::new(client),
         });
         let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
         let registered = {
@@ -224,13 +309,15 @@ impl StreamConn {
                     reactor.replace_source(t, Source::Stream(conn.clone()));
                     reactor
                         .registry()
-                        .reregister(socket.source(), mio::Token(t), interest)
+                        .reregister(&mut socket.source(), mio::Token(t), interest)
                 }
                 None => {
                     io.token = reactor.insert_source(Source::Stream(conn.clone()));
-                    reactor
-                        .registry()
-                        .register(socket.source(), mio::Token(io.token), interest)
+                    reactor.registry().register(
+                        &mut socket.source(),
+                        mio::Token(io.token),
+                        interest,
+                    )
                 }
             }
         };
@@ -283,7 +370,10 @@ impl StreamConn {
                         return;
                     }
                     io.flags.pull_pending = false;
-                    io.producer.as_ref().map(|(p, _)| p.clone())
+                    io.extra
+                        .as_ref()
+                        .and_then(|e| e.producer.as_ref())
+                        .map(|(p, _)| p.clone())
                 };
                 if let Some(p) = producer {
                     if matches!(task, StreamTask::PauseProducer) {
@@ -392,23 +482,28 @@ impl StreamConn {
     /// Bookkeeping after the queue changed: producers, and the closing
     /// steps that wait for an empty queue.
     fn after_output(self: &Rc<Self>, reactor: &Reactor, io: &mut Io) -> Then {
-        if io.out_len == 0 && io.out.capacity() > 0 {
-            io.out = VecDeque::new();
-            io.out_offset = 0;
+        if io.out.as_ref().is_some_and(|q| q.len == 0) {
+            io.out = None; // give the queue's memory back
         }
-        if let Some((_, streaming)) = io.producer {
+        let out_len = io.out_len();
+        let producer = io.extra.as_ref().and_then(|e| {
+            e.producer
+                .as_ref()
+                .map(|(_, streaming)| (*streaming, e.high, e.low))
+        });
+        if let Some((streaming, high, low)) = producer {
             let f = &mut io.flags;
             let task = if streaming {
-                if !f.producer_paused && io.out_len > io.high {
+                if !f.producer_paused && out_len > high {
                     f.producer_paused = true;
                     Some(StreamTask::PauseProducer)
-                } else if f.producer_paused && io.out_len <= io.low {
+                } else if f.producer_paused && out_len <= low {
                     f.producer_paused = false;
                     Some(StreamTask::ResumeProducer)
                 } else {
                     None
                 }
-            } else if io.out_len == 0 && !f.pull_pending {
+            } else if out_len == 0 && !f.pull_pending {
                 f.pull_pending = true;
                 Some(StreamTask::ResumeProducer)
             } else {
@@ -418,7 +513,7 @@ impl StreamConn {
                 self.push(reactor, self.clone(), task);
             }
         }
-        if io.out_len > 0 {
+        if out_len > 0 {
             return Then::Nothing;
         }
         if !io.flags.write_shut && (io.flags.disconnecting || io.flags.half_close_pending) {
@@ -443,7 +538,7 @@ impl StreamConn {
             io.flags.draining = true;
             let weak = Rc::downgrade(self);
             let r = reactor.clone();
-            io.linger = Some(reactor.call_later(LINGER, move || {
+            io.extra().linger = Some(reactor.call_later(LINGER, move || {
                 if let Some(conn) = weak.upgrade() {
                     conn.close_now(&r, ConnectionLost::Clean);
                 }
@@ -470,19 +565,20 @@ impl StreamConn {
                 return;
             }
             io.flags.closed = true;
-            io.reason = Some(reason);
-            io.out = VecDeque::new();
-            io.out_len = 0;
-            if let Some(mut s) = io.socket.take() {
-                let _ = reactor.registry().deregister(s.source());
-                if matches!(
-                    io.reason,
-                    Some(ConnectionLost::Aborted | ConnectionLost::TimedOut)
-                ) {
+            io.out = None;
+            let peer = io.peer();
+            let reset = matches!(reason, ConnectionLost::Aborted | ConnectionLost::TimedOut);
+            let extra = io.extra();
+            extra.reason = Some(reason);
+            extra.peer = peer;
+            let linger = extra.linger.take();
+            if let Some(s) = io.socket.take() {
+                let _ = reactor.registry().deregister(&mut s.source());
+                if reset {
                     s.reset_on_close();
                 }
             }
-            io.linger.take()
+            linger
         };
         if let Some(l) = linger {
             l.cancel();
@@ -493,12 +589,15 @@ impl StreamConn {
 
     /// Delivers `connection_lost` and forgets the connection.
     fn finish(&self, reactor: &Reactor) {
-        let (token, reason, producer) = {
+        let (token, reason, producer, client) = {
             let mut io = self.io.borrow_mut();
+            let token = io.token;
+            let extra = io.extra();
             (
-                io.token,
-                io.reason.take().unwrap_or(ConnectionLost::Clean),
-                io.producer.take(),
+                token,
+                extra.reason.take().unwrap_or(ConnectionLost::Clean),
+                extra.producer.take(),
+                extra.client.take(),
             )
         };
         reactor.remove_source(token);
@@ -506,7 +605,6 @@ impl StreamConn {
             p.stop_producing();
         }
         let protocol = self.protocol.borrow_mut().take();
-        let client = self.client.borrow_mut().take();
         match client {
             Some(c) => {
                 if let Some(mut p) = protocol {
@@ -551,7 +649,7 @@ impl StreamConn {
                 return;
             }
             let mut written = 0;
-            if io.out_len == 0 && !io.flags.write_blocked {
+            if io.out_len() == 0 && !io.flags.write_blocked {
                 match write_through(&mut io, data) {
                     Ok(n) => written = n,
                     Err(e) => {
@@ -613,6 +711,7 @@ fn write_through(io: &mut Io, data: &[&[u8]]) -> io::Result<usize> {
 
 /// Copies what the kernel did not take, from byte `skip` of `data` on.
 fn enqueue(io: &mut Io, data: &[&[u8]], mut skip: usize) {
+    let q = io.out.get_or_insert_with(Box::default);
     for d in data {
         if skip >= d.len() {
             skip -= d.len();
@@ -620,10 +719,10 @@ fn enqueue(io: &mut Io, data: &[&[u8]], mut skip: usize) {
         }
         let rest = &d[skip..];
         skip = 0;
-        io.out_len += rest.len();
-        match io.out.back_mut() {
+        q.len += rest.len();
+        match q.chunks.back_mut() {
             Some(back) if back.len() + rest.len() <= COALESCE => back.extend_from_slice(rest),
-            _ => io.out.push_back(rest.to_vec()),
+            _ => q.chunks.push_back(rest.to_vec()),
         }
     }
 }
@@ -631,34 +730,40 @@ fn enqueue(io: &mut Io, data: &[&[u8]], mut skip: usize) {
 /// Writes the queue with gathering writes until it is empty or the kernel
 /// pushes back.
 fn flush_queue(io: &mut Io) -> io::Result<()> {
-    while io.out_len > 0 && !io.flags.write_blocked {
-        let Some(socket) = io.socket.as_mut() else {
+    let Io {
+        socket, out, flags, ..
+    } = io;
+    let Some(q) = out.as_deref_mut() else {
+        return Ok(());
+    };
+    while q.len > 0 && !flags.write_blocked {
+        let Some(socket) = socket.as_mut() else {
             return Ok(());
         };
         let mut slices = [IoSlice::new(&[]); IOV_MAX];
         let mut n = 0;
-        for (i, chunk) in io.out.iter().take(IOV_MAX).enumerate() {
-            let start = if i == 0 { io.out_offset } else { 0 };
+        for (i, chunk) in q.chunks.iter().take(IOV_MAX).enumerate() {
+            let start = if i == 0 { q.offset } else { 0 };
             slices[i] = IoSlice::new(&chunk[start..]);
             n += 1;
         }
         match socket.write_vectored(&slices[..n]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(mut written) => {
-                io.out_len -= written;
+                q.len -= written;
                 while written > 0 {
-                    let front_left = io.out[0].len() - io.out_offset;
+                    let front_left = q.chunks[0].len() - q.offset;
                     if written >= front_left {
                         written -= front_left;
-                        io.out.pop_front();
-                        io.out_offset = 0;
+                        q.chunks.pop_front();
+                        q.offset = 0;
                     } else {
-                        io.out_offset += written;
+                        q.offset += written;
                         written = 0;
                     }
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => io.flags.write_blocked = true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => flags.write_blocked = true,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -719,14 +824,21 @@ impl TransportBackend for StreamConn {
     }
 
     fn peer(&self) -> Address {
-        self.io.borrow().peer.clone()
+        let io = self.io.borrow();
+        io.peer()
+            .or_else(|| io.extra.as_ref().and_then(|e| e.peer.clone()))
+            .unwrap_or(if io.flags.tcp {
+                Address::Tcp(([0, 0, 0, 0], 0).into())
+            } else {
+                Address::Unix(None)
+            })
     }
 
     fn host(&self) -> Address {
         let io = self.io.borrow();
         match &io.socket {
             Some(s) => s.local_address(),
-            None if io.is_tcp => Address::Tcp(([0, 0, 0, 0], 0).into()),
+            None if io.flags.tcp => Address::Tcp(([0, 0, 0, 0], 0).into()),
             None => Address::Unix(None),
         }
     }
@@ -755,7 +867,7 @@ impl TransportBackend for StreamConn {
         };
         let then = {
             let mut io = self.io.borrow_mut();
-            io.producer = Some((producer, streaming));
+            io.extra().producer = Some((producer, streaming));
             io.flags.producer_paused = false;
             io.flags.pull_pending = false;
             me.after_output(&reactor, &mut io)
@@ -764,17 +876,20 @@ impl TransportBackend for StreamConn {
     }
 
     fn unregister_producer(&self) {
-        self.io.borrow_mut().producer = None;
+        if let Some(e) = self.io.borrow_mut().extra.as_mut() {
+            e.producer = None;
+        }
     }
 
     fn set_write_buffer_limits(&self, high: usize, low: usize) {
         let mut io = self.io.borrow_mut();
-        io.high = high;
-        io.low = low.min(high);
+        let extra = io.extra();
+        extra.high = high;
+        extra.low = low.min(high);
     }
 
     fn buffered(&self) -> usize {
-        self.io.borrow().out_len
+        self.io.borrow().out_len()
     }
 
     fn is_open(&self) -> bool {
@@ -797,8 +912,11 @@ mod tests {
         /// Bytes of heap this connection holds for buffering.
         fn buffer_capacity(&self) -> usize {
             let io = self.io.borrow();
-            io.out.capacity() * std::mem::size_of::<Vec<u8>>()
-                + io.out.iter().map(|c| c.capacity()).sum::<usize>()
+            io.out.as_ref().map_or(0, |q| {
+                std::mem::size_of::<OutQueue>()
+                    + q.chunks.capacity() * std::mem::size_of::<Vec<u8>>()
+                    + q.chunks.iter().map(|c| c.capacity()).sum::<usize>()
+            })
         }
     }
 
@@ -899,7 +1017,14 @@ mod tests {
         // What one connection costs the engine beyond the kernel's socket:
         // the cell (this) plus the protocol the user chose.
         let size = std::mem::size_of::<StreamConn>();
-        assert!(size <= 288, "StreamConn grew to {size} bytes");
+        println!(
+            "StreamConn: {size} bytes; Io {} Flags {} Socket {} OptSocket {}",
+            std::mem::size_of::<Io>(),
+            std::mem::size_of::<Flags>(),
+            std::mem::size_of::<Socket>(),
+            std::mem::size_of::<Option<Socket>>()
+        );
+        assert!(size <= 96, "StreamConn grew to {size} bytes");
         let _ = Quiet;
     }
 }
