@@ -93,5 +93,7 @@ pub use reactor::{
 pub use reconnect::{ReconnectingClientFactory, RetryControl};
 pub use stream::LINGER;
 pub use tcp::{TcpConnect, TcpListen, DEFAULT_BACKLOG};
-pub use transport::{Producer, Transport, TransportBackend, DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER};
+pub use transport::{
+    send_file_by_copy, Producer, Transport, TransportBackend, DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER,
+};
 pub use unix::{UnixConnect, UnixListen};

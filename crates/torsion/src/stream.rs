@@ -82,6 +82,15 @@ impl mio::event::Source for Fd {
     }
 }
 
+impl std::os::fd::AsFd for Socket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            Socket::Tcp(s) => s.as_fd(),
+            Socket::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
 impl Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
@@ -503,7 +512,7 @@ impl StreamConn {
                 } else {
                     None
                 }
-            } else if out_len == 0 && !f.pull_pending {
+            } else if out_len == 0 && !f.write_blocked && !f.pull_pending {
                 f.pull_pending = true;
                 Some(StreamTask::ResumeProducer)
             } else {
@@ -895,6 +904,52 @@ impl TransportBackend for StreamConn {
     fn is_open(&self) -> bool {
         let f = &self.io.borrow().flags;
         !(f.closed || f.disconnecting)
+    }
+
+    fn send_file(&self, file: &std::fs::File, offset: u64, len: usize) -> io::Result<usize> {
+        use rustix::io::Errno;
+        let Some((reactor, me)) = self.self_rc() else {
+            return Ok(0);
+        };
+        let mut io = self.io.borrow_mut();
+        let f = &io.flags;
+        if f.closed || f.disconnecting || f.write_shut || f.half_close_pending {
+            return Ok(0);
+        }
+        if io.out_len() > 0 || f.write_blocked {
+            return Ok(0);
+        }
+        let mut sent = 0;
+        let mut off = offset;
+        let mut failed = None;
+        let Io { socket, flags, .. } = &mut *io;
+        if let Some(socket) = socket.as_ref() {
+            while sent < len {
+                match rustix::fs::sendfile(socket, file, Some(&mut off), len - sent) {
+                    Ok(0) => break, // the file ended
+                    Ok(n) => sent += n,
+                    Err(Errno::AGAIN) => {
+                        flags.write_blocked = true;
+                        break;
+                    }
+                    Err(Errno::INTR) => {}
+                    Err(e @ (Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN)) => {
+                        failed = Some(io::Error::from(e));
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        if let Some(e) = failed {
+            drop(io);
+            me.close_now(&reactor, ConnectionLost::from_io(e));
+            return Ok(sent);
+        }
+        let then = me.after_output(&reactor, &mut io);
+        drop(io);
+        me.then(&reactor, then);
+        Ok(sent)
     }
 }
 

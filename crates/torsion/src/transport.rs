@@ -88,6 +88,17 @@ pub trait TransportBackend {
     fn buffered(&self) -> usize;
     /// Whether the connection is still open (not closed or closing).
     fn is_open(&self) -> bool;
+
+    /// Sends up to `len` bytes of `file` from `offset`, and says how many
+    /// it took: 0 when it cannot take any now (output is queued, or the
+    /// kernel's buffer is full — a pull producer is resumed when that
+    /// changes) or the connection is closing. A socket sends straight
+    /// from the page cache (`sendfile`); the default reads a chunk and
+    /// writes it. Errors are the file's; the socket's close the
+    /// connection as writes do.
+    fn send_file(&self, file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<usize> {
+        send_file_by_copy(self, file, offset, len)
+    }
     /// The backend itself, for code that knows a kind of transport and
     /// wants its own details through a [`Transport`] (the TLS layer's
     /// session: negotiated protocol, `start_tls`). Kinds with nothing to
@@ -95,6 +106,24 @@ pub trait TransportBackend {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
     }
+}
+
+/// Reads a chunk of `file` and writes it: how transports without a
+/// socket of their own (TLS, test doubles) send files.
+pub fn send_file_by_copy<T: TransportBackend + ?Sized>(
+    transport: &T,
+    file: &std::fs::File,
+    offset: u64,
+    len: usize,
+) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    if !transport.is_open() {
+        return Ok(0);
+    }
+    let mut buf = vec![0u8; len.min(64 * 1024)];
+    let n = file.read_at(&mut buf, offset)?;
+    transport.write(&buf[..n]);
+    Ok(n)
 }
 
 /// A protocol's handle on its connection. Clone it freely.
@@ -203,6 +232,17 @@ impl Transport {
     /// The backend, if it is a `T` (see [`TransportBackend::as_any`]).
     pub fn downcast_backend<T: 'static>(&self) -> Option<&T> {
         self.backend.as_any()?.downcast_ref()
+    }
+
+    /// Sends up to `len` bytes of `file` from `offset`; see
+    /// [`TransportBackend::send_file`].
+    pub fn send_file(
+        &self,
+        file: &std::fs::File,
+        offset: u64,
+        len: usize,
+    ) -> std::io::Result<usize> {
+        self.backend.send_file(file, offset, len)
     }
 
     /// Whether two handles name the same connection.

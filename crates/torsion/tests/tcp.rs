@@ -631,3 +631,95 @@ fn half_close_then_lose_connection_finishes_when_the_peer_closes() {
     assert_eq!(t.join().unwrap(), b"first half");
     assert_eq!(lost(&log), Some("clean"));
 }
+
+/// A pull producer that sends a file with `Transport::send_file`.
+struct FileSender {
+    transport: Transport,
+    file: std::fs::File,
+    offset: Cell<u64>,
+    len: u64,
+    resumes: Cell<u32>,
+    max_buffered: Cell<usize>,
+}
+
+impl Producer for FileSender {
+    fn pause_producing(&self) {}
+    fn resume_producing(&self) {
+        self.resumes.set(self.resumes.get() + 1);
+        let left = (self.len - self.offset.get()) as usize;
+        let sent = self
+            .transport
+            .send_file(&self.file, self.offset.get(), left)
+            .unwrap();
+        self.offset.set(self.offset.get() + sent as u64);
+        self.max_buffered
+            .set(self.max_buffered.get().max(self.transport.buffered()));
+        if self.offset.get() == self.len {
+            self.transport.unregister_producer();
+            self.transport.lose_connection();
+        }
+    }
+    fn stop_producing(&self) {}
+}
+
+#[test]
+fn send_file_streams_a_file_from_the_page_cache_to_a_slow_reader() {
+    let path = std::env::temp_dir().join(format!("torsion-sendfile-{}", std::process::id()));
+    let content = random_bytes(6 << 20, 99);
+    std::fs::write(&path, &content).unwrap();
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let sender: Rc<RefCell<Option<Rc<FileSender>>>> = Rc::default();
+    let sd = sender.clone();
+    let p = path.clone();
+    let (_port, addr) = listen(&reactor, move || {
+        let (sd, p) = (sd.clone(), p.clone());
+        Scripted::new(&l).made(move |t| {
+            let s = Rc::new(FileSender {
+                transport: t.clone(),
+                file: std::fs::File::open(&p).unwrap(),
+                offset: Cell::new(0),
+                len: 6 << 20,
+                resumes: Cell::new(0),
+                max_buffered: Cell::new(0),
+            });
+            t.register_producer(s.clone(), false);
+            *sd.borrow_mut() = Some(s);
+        })
+    });
+    let (tx, rx) = mpsc::channel::<()>();
+    let t = thread::spawn(move || {
+        let mut s = client(addr);
+        rx.recv().unwrap(); // a slow reader: nothing read at first
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        got
+    });
+    spin_until(&reactor, || {
+        sender
+            .borrow()
+            .as_ref()
+            .is_some_and(|s| s.resumes.get() >= 1)
+    });
+    for _ in 0..10 {
+        reactor.iterate(Some(Duration::from_millis(2))).unwrap();
+    }
+    let stalled_at = sender.borrow().as_ref().unwrap().offset.get();
+    assert!(
+        stalled_at < 6 << 20,
+        "the kernel took the whole file at once"
+    );
+    tx.send(()).unwrap();
+    spin_until(&reactor, || lost_count(&log) == 1);
+    let got = t.join().unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(got == content, "file bytes differ");
+    let s = sender.borrow().clone().unwrap();
+    assert_eq!(s.max_buffered.get(), 0, "sendfile queued a copy");
+    assert!(
+        s.resumes.get() > 1,
+        "never resumed after the kernel pushed back"
+    );
+    assert_eq!(lost(&log), Some("clean"));
+}
