@@ -11,8 +11,8 @@
 //! waits to be sent back, and reads again once the queue drains.
 
 use crate::serve::{self, serve_workers};
-use std::rc::Rc;
-use torsion::{Address, Producer, Protocol, Reactor, Transport};
+use torsion::protocols::wire::Echo;
+use torsion::{Address, Reactor};
 
 /// Run an RFC 862 echo server: every byte a client sends comes back.
 #[derive(Debug, clap::Args)]
@@ -32,44 +32,4 @@ pub(crate) fn run(args: Args) -> Result<(), serve::Error> {
     serve_workers(&args.listen, || {
         |_reactor: &Reactor| |_peer: &Address| Echo::default()
     })
-}
-
-/// One echo connection.
-#[derive(Default)]
-struct Echo {
-    transport: Option<Transport>,
-}
-
-impl Protocol for Echo {
-    fn connection_made(&mut self, transport: Transport) {
-        // The connection's reading produces the output it sends, so it is
-        // its own producer: paused above the high-water mark.
-        transport.register_producer(Rc::new(ReadSide(transport.clone())), true);
-        self.transport = Some(transport);
-    }
-
-    fn data_received(&mut self, data: &[u8]) {
-        if let Some(t) = &self.transport {
-            t.write(data);
-        }
-    }
-
-    // `read_connection_lost` keeps its default, `HalfClose::Close`: flush
-    // what is queued, then close. That is exactly RFC 862's behaviour.
-}
-
-/// Pauses and resumes reading from the connection whose output queue
-/// fills and drains.
-struct ReadSide(Transport);
-
-impl Producer for ReadSide {
-    fn pause_producing(&self) {
-        self.0.pause_producing();
-    }
-
-    fn resume_producing(&self) {
-        self.0.resume_producing();
-    }
-
-    fn stop_producing(&self) {}
 }

@@ -688,20 +688,7 @@ fn write_through(io: &mut Io, data: &[&[u8]]) -> io::Result<usize> {
             socket.write(&data[0][written..])
         } else {
             let mut slices = [IoSlice::new(&[]); IOV_MAX];
-            let mut n = 0;
-            let mut skip = written;
-            for d in data {
-                if skip >= d.len() {
-                    skip -= d.len();
-                    continue;
-                }
-                if n == IOV_MAX {
-                    break;
-                }
-                slices[n] = IoSlice::new(&d[skip..]);
-                skip = 0;
-                n += 1;
-            }
+            let n = crate::transport::gather(data, written, &mut slices);
             socket.write_vectored(&slices[..n])
         };
         match result {

@@ -108,6 +108,30 @@ pub trait TransportBackend {
     }
 }
 
+/// Fills `out` with slices of `data` from byte `skip` on (at most
+/// `out.len()` of them) and returns how many: the gathering-write step
+/// shared by the socket and TLS transports.
+pub(crate) fn gather<'a>(
+    data: &[&'a [u8]],
+    mut skip: usize,
+    out: &mut [std::io::IoSlice<'a>],
+) -> usize {
+    let mut n = 0;
+    for d in data {
+        if skip >= d.len() {
+            skip -= d.len();
+            continue;
+        }
+        if n == out.len() {
+            break;
+        }
+        out[n] = std::io::IoSlice::new(&d[skip..]);
+        skip = 0;
+        n += 1;
+    }
+    n
+}
+
 /// Reads a chunk of `file` and writes it: how transports without a
 /// socket of their own (TLS, test doubles) send files.
 pub fn send_file_by_copy<T: TransportBackend + ?Sized>(

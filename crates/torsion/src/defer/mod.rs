@@ -423,7 +423,7 @@ impl<T: 'static> Deferred<T> {
 
     /// Fires with a value.
     pub fn callback(&self, value: T) -> Result<(), FireError> {
-        fire_typed(&self.chain, Ok(Box::new(value)), TypeId::of::<T>())
+        self.trigger().callback(value)
     }
 
     /// Fires with a failure.
@@ -435,7 +435,7 @@ impl<T: 'static> Deferred<T> {
 
     /// Whether it has fired.
     pub fn called(&self) -> bool {
-        self.chain.state.borrow().fired
+        self.trigger().called()
     }
 
     /// Adds a callback that maps the value; failures pass it by.
@@ -495,14 +495,7 @@ impl<T: 'static> Deferred<T> {
     ) -> Deferred<U> {
         self.slot = None;
         self.chain.push(Box::new(move |current: Current| {
-            let typed = match current {
-                Ok(v) => match v.downcast::<T>() {
-                    Ok(v) => Ok(*v),
-                    Err(_) => Err(Failure::new(TypeMismatch)),
-                },
-                Err(e) => Err(e),
-            };
-            f(typed).into().step
+            f(typed(current)).into().step
         }));
         Deferred::from_chain(self.chain.clone())
     }
@@ -568,6 +561,17 @@ impl<T: 'static> Deferred<T> {
     }
 }
 
+/// A chain's current result as the `T` the typed handle promises.
+fn typed<T: 'static>(current: Current) -> Result<T, Failure> {
+    match current {
+        Ok(v) => v
+            .downcast::<T>()
+            .map(|v| *v)
+            .map_err(|_| Failure::new(TypeMismatch)),
+        Err(e) => Err(e),
+    }
+}
+
 fn fire_typed(chain: &Rc<Chain>, value: Current, ty: TypeId) -> Result<(), FireError> {
     if chain.head != ty {
         return Err(FireError::WrongType);
@@ -616,14 +620,7 @@ impl<T: 'static> Future for DeferredFuture<T> {
                 *slot.waker.borrow_mut() = Some(cx.waker().clone());
                 let s = slot.clone();
                 this.chain.push(Box::new(move |current: Current| {
-                    let typed = match current {
-                        Ok(v) => v
-                            .downcast::<T>()
-                            .map(|v| *v)
-                            .map_err(|_| Failure::new(TypeMismatch)),
-                        Err(e) => Err(e),
-                    };
-                    *s.result.borrow_mut() = Some(typed);
+                    *s.result.borrow_mut() = Some(typed(current));
                     if let Some(w) = s.waker.borrow_mut().take() {
                         w.wake();
                     }

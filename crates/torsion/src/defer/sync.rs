@@ -52,6 +52,32 @@ fn wait_in<T: 'static, S: 'static>(
     d
 }
 
+/// Runs `f` once `acquired` yields a guard, and drops the guard when
+/// `f`'s outcome (and any Deferred it returned) settles.
+fn run_holding<G: 'static, U: 'static, R: Into<Outcome<U>>>(
+    acquired: Deferred<G>,
+    f: impl FnOnce() -> R + 'static,
+) -> Deferred<U> {
+    acquired.and_then(move |guard| {
+        super::maybe_deferred(f).add_both(move |r: Result<U, Failure>| {
+            drop(guard);
+            r
+        })
+    })
+}
+
+impl<T: 'static> Line<T> {
+    /// The first waiter still waiting (a cancelled one has fired).
+    fn next_waiting(&mut self) -> Option<Trigger<T>> {
+        while let Some((_, t)) = self.waiting.pop_front() {
+            if !t.called() {
+                return Some(t);
+            }
+        }
+        None
+    }
+}
+
 struct LockState {
     locked: bool,
     line: Line<LockGuard>,
@@ -142,32 +168,21 @@ impl DeferredLock {
         &self,
         f: impl FnOnce() -> R + 'static,
     ) -> Deferred<U> {
-        self.acquire().and_then(move |guard| {
-            super::maybe_deferred(f).add_both(move |r: Result<U, Failure>| {
-                drop(guard);
-                r
-            })
-        })
+        run_holding(self.acquire(), f)
     }
 
     fn release(&self) {
-        loop {
-            let next = {
-                let mut s = self.state.borrow_mut();
-                match s.line.waiting.pop_front() {
-                    Some((_, t)) => t,
-                    None => {
-                        s.locked = false;
-                        return;
-                    }
-                }
-            };
-            // Hand the lock straight to the next waiter; if it is gone,
-            // try the one after.
-            if !next.called() {
-                let _ = next.callback(LockGuard { lock: self.clone() });
-                return;
+        let next = {
+            let mut s = self.state.borrow_mut();
+            let next = s.line.next_waiting();
+            if next.is_none() {
+                s.locked = false;
             }
+            next
+        };
+        // Hand the place straight to the next waiter.
+        if let Some(t) = next {
+            let _ = t.callback(LockGuard { lock: self.clone() });
         }
     }
 }
@@ -260,30 +275,21 @@ impl DeferredSemaphore {
         &self,
         f: impl FnOnce() -> R + 'static,
     ) -> Deferred<U> {
-        self.acquire().and_then(move |guard| {
-            super::maybe_deferred(f).add_both(move |r: Result<U, Failure>| {
-                drop(guard);
-                r
-            })
-        })
+        run_holding(self.acquire(), f)
     }
 
     fn release(&self) {
-        loop {
-            let next = {
-                let mut s = self.state.borrow_mut();
-                match s.line.waiting.pop_front() {
-                    Some((_, t)) => t,
-                    None => {
-                        s.tokens += 1;
-                        return;
-                    }
-                }
-            };
-            if !next.called() {
-                let _ = next.callback(SemaphoreGuard { sem: self.clone() });
-                return;
+        let next = {
+            let mut s = self.state.borrow_mut();
+            let next = s.line.next_waiting();
+            if next.is_none() {
+                s.tokens += 1;
             }
+            next
+        };
+        // Hand the place straight to the next waiter.
+        if let Some(t) = next {
+            let _ = t.callback(SemaphoreGuard { sem: self.clone() });
         }
     }
 }
@@ -380,16 +386,10 @@ impl<T: 'static> DeferredQueue<T> {
 
     /// Adds an item: to the first waiting getter, or to the queue.
     pub fn put(&self, item: T) -> Result<(), QueueOverflow> {
-        loop {
-            let waiter = self.state.borrow_mut().line.waiting.pop_front();
-            match waiter {
-                Some((_, t)) if !t.called() => {
-                    let _ = t.callback(item);
-                    return Ok(());
-                }
-                Some(_) => continue,
-                None => break,
-            }
+        let waiter = self.state.borrow_mut().line.next_waiting();
+        if let Some(t) = waiter {
+            let _ = t.callback(item);
+            return Ok(());
         }
         let mut s = self.state.borrow_mut();
         if self.size.is_some_and(|max| s.items.len() >= max) {

@@ -391,16 +391,9 @@ impl ClientEndpoint {
                 timeout,
                 bind_address,
                 ..
-            } => {
-                let mut c = TcpConnect::new(host.clone(), *port);
-                if let Some(t) = timeout {
-                    c = c.timeout(*t);
-                }
-                if let Some(ip) = bind_address {
-                    c = c.bind_address(SocketAddr::new(*ip, 0));
-                }
-                self.reactor.connect_tcp(c, factory)
-            }
+            } => self
+                .reactor
+                .connect_tcp(tcp_connect(host, *port, *timeout, *bind_address), factory),
             ClientDescription::Unix { path, timeout, .. } => {
                 let mut c = UnixConnect::new(path.clone());
                 if let Some(t) = timeout {
@@ -415,13 +408,7 @@ impl ClientEndpoint {
                 bind_address,
                 ..
             } => {
-                let mut c = TcpConnect::new(host.clone(), *port);
-                if let Some(t) = timeout {
-                    c = c.timeout(*t);
-                }
-                if let Some(ip) = bind_address {
-                    c = c.bind_address(SocketAddr::new(*ip, 0));
-                }
+                let c = tcp_connect(host, *port, *timeout, *bind_address);
                 // `client` read the TLS settings of every `tls:` endpoint.
                 match &self.tls {
                     Some((tls, name)) => {
@@ -445,6 +432,23 @@ impl fmt::Display for ClientEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.description.fmt(f)
     }
+}
+
+/// What a `tcp:` or `tls:` client description asks of the TCP connect.
+fn tcp_connect(
+    host: &str,
+    port: u16,
+    timeout: Option<std::time::Duration>,
+    bind: Option<std::net::IpAddr>,
+) -> TcpConnect {
+    let mut c = TcpConnect::new(host, port);
+    if let Some(t) = timeout {
+        c = c.timeout(t);
+    }
+    if let Some(ip) = bind {
+        c = c.bind_address(SocketAddr::new(ip, 0));
+    }
+    c
 }
 
 /// The client factory of `connect_protocol`: one protocol, kept in a

@@ -224,20 +224,7 @@ fn encrypt(conn: &mut rustls::Connection, raw: Option<&Transport>, data: &[&[u8]
     let mut done = 0;
     while done < total {
         let mut slices = [IoSlice::new(&[]); IOV_MAX];
-        let mut n = 0;
-        let mut skip = done;
-        for d in data {
-            if skip >= d.len() {
-                skip -= d.len();
-                continue;
-            }
-            if n == IOV_MAX {
-                break;
-            }
-            slices[n] = IoSlice::new(&d[skip..]);
-            skip = 0;
-            n += 1;
-        }
+        let n = crate::transport::gather(data, done, &mut slices);
         let wrote = conn.writer().write_vectored(&slices[..n]).unwrap_or(0);
         flush_tls(conn, raw);
         if wrote == 0 {
