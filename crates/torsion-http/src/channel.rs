@@ -16,12 +16,15 @@
 //! schedules that loop for the reactor's next step with `call_soon`, so a
 //! resource's callback is never re-entered by the next request.
 
-use crate::h1::{Event, RequestHead, ResponseHead, SendError, ServerConnection};
+use crate::h1::{Event, Output, RequestHead, ResponseHead, SendError, ServerConnection};
 use crate::request::{Parts, Request};
 use crate::site::Site;
+use crate::static_files::CHUNK;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 use torsion::{
@@ -367,27 +370,103 @@ impl ChannelShared {
         let Some(mut t) = self.transport() else {
             return;
         };
-        let sent = self.conn.borrow_mut().send_response(head, &mut t);
+        self.start_response(request, head, &mut t);
+    }
+
+    /// Sends the response head to `out`; a head the connection refuses
+    /// (a bad status or length) is logged and the connection aborted.
+    fn start_response(&self, request: &Request, head: ResponseHead, out: &mut dyn Output) -> bool {
+        let sent = self.conn.borrow_mut().send_response(head, out);
         match sent {
-            Ok(()) | Err(SendError::Closed) => {}
+            Ok(()) => true,
+            Err(SendError::Closed) => false,
             Err(e) => {
                 tracing::error!(uri = %request.uri(), error = %e, "invalid response; closing the connection");
-                t.abort_connection();
+                self.abort();
+                false
             }
         }
     }
 
-    pub(crate) fn send_data(&self, request: &Request, data: &[u8]) {
+    /// Sends a piece of body, after the head if it has not gone yet: the
+    /// two leave in one gathering write.
+    pub(crate) fn send_data(&self, request: &Request, head: Option<ResponseHead>, data: &[u8]) {
         let Some(mut t) = self.transport() else {
             return;
         };
-        let sent = self.conn.borrow_mut().send_data(data, &mut t);
+        let mut out = HeadWithBody::new(&mut t);
+        if let Some(head) = head {
+            if !self.start_response(request, head, &mut out) {
+                return;
+            }
+        }
+        self.send_framed(request, data, &mut out);
+        out.flush();
+    }
+
+    fn send_framed(&self, request: &Request, data: &[u8], out: &mut dyn Output) {
+        let sent = self.conn.borrow_mut().send_data(data, out);
         match sent {
             Ok(()) | Err(SendError::Closed) | Err(SendError::NotStarted) => {}
             Err(e) => {
                 tracing::error!(uri = %request.uri(), error = %e, "response body not sent in full")
             }
         }
+    }
+
+    /// Sends up to `len` bytes of `file` as body: by the transport's
+    /// `send_file` when the body goes to the wire unframed, else read and
+    /// framed like any body. Nothing (0) while output is queued: file
+    /// bytes are never queued behind other output.
+    pub(crate) fn send_file(
+        &self,
+        request: &Request,
+        head: Option<ResponseHead>,
+        file: &std::fs::File,
+        offset: u64,
+        len: usize,
+    ) -> io::Result<usize> {
+        let Some(mut t) = self.transport() else {
+            return Ok(0);
+        };
+        if let Some(head) = head {
+            if !self.start_response(request, head, &mut t) {
+                return Ok(0);
+            }
+        }
+        if len == 0 || t.buffered() > 0 || !t.is_open() {
+            return Ok(0);
+        }
+        let room = self.conn.borrow().direct_body_room();
+        let sent = match room {
+            Some(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "response body longer than its Content-Length",
+                ))
+            }
+            Some(room) => {
+                let want = u64::try_from(len).map_or(room, |l| l.min(room));
+                let want = usize::try_from(want).unwrap_or(len);
+                let sent = t.send_file(file, offset, want)?;
+                // Within the room asked for: this cannot overflow.
+                let _ = self.conn.borrow_mut().direct_body_sent(sent as u64);
+                sent
+            }
+            None => {
+                let mut buf = vec![0u8; len.min(CHUNK)];
+                let n = read_at_most(file, &mut buf, offset)?;
+                self.send_framed(request, &buf[..n], &mut t);
+                n
+            }
+        };
+        if sent == 0 && file.metadata()?.len() <= offset {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file ended before the bytes asked for",
+            ));
+        }
+        Ok(sent)
     }
 
     pub(crate) fn finish(&self, request: &Request) {
@@ -460,5 +539,76 @@ impl ChannelShared {
                 .remove(&(self as *const ChannelShared as usize));
             registry.check();
         }
+    }
+}
+
+/// Reads what the file has at `offset`, up to `buf.len()` bytes; fewer
+/// only at its end.
+fn read_at_most(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], offset + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// An [`Output`] that holds the response head back until the first body
+/// bytes, so that both leave in one gathering write (one syscall, and
+/// one packet for a small response), then writes through.
+struct HeadWithBody<'a> {
+    transport: &'a mut Transport,
+    head: Option<Vec<u8>>,
+    started: bool,
+}
+
+impl<'a> HeadWithBody<'a> {
+    fn new(transport: &'a mut Transport) -> Self {
+        HeadWithBody {
+            transport,
+            head: None,
+            started: false,
+        }
+    }
+
+    /// Writes the head if nothing followed it.
+    fn flush(&mut self) {
+        if let Some(head) = self.head.take() {
+            self.transport.write(&head);
+        }
+    }
+}
+
+impl Output for HeadWithBody<'_> {
+    fn write_all(&mut self, bufs: &[&[u8]]) {
+        if !self.started {
+            // The first write is the head.
+            self.started = true;
+            self.head = Some(bufs.concat());
+            return;
+        }
+        match self.head.take() {
+            None => self.transport.write_all(bufs),
+            Some(head) => match *bufs {
+                // The shapes the connection writes: a piece of body, or a
+                // chunk's size line, data and CRLF.
+                [a] => self.transport.write_sequence(&[&head, a]),
+                [a, b, c] => self.transport.write_sequence(&[&head, a, b, c]),
+                _ => {
+                    self.transport.write(&head);
+                    self.transport.write_all(bufs);
+                }
+            },
+        }
+    }
+}
+
+impl Drop for HeadWithBody<'_> {
+    fn drop(&mut self) {
+        self.flush();
     }
 }

@@ -42,7 +42,9 @@
 //!    connection, which frames the body (`Content-Length`, chunked, or
 //!    close-delimited for HTTP/1.0), adds `Date` and `Server`, and keeps
 //!    the connection open or closes it. Pipelined requests are answered
-//!    strictly in order, one at a time.
+//!    strictly in order, one at a time. [`Request::send_file`] sends a
+//!    file's bytes with `sendfile` when the body goes to the socket
+//!    unframed, counting them against the `Content-Length` all the same.
 //!
 //! # Hello, world
 //!

@@ -17,6 +17,7 @@ use crate::text::{html_escape, parse_urlencoded, percent_decode};
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
+use std::io;
 use std::rc::{Rc, Weak};
 use std::time::SystemTime;
 use torsion::{Address, ConnectionLost, Producer, Reactor};
@@ -106,6 +107,21 @@ pub(crate) fn split_segments(path: &str) -> Vec<String> {
         .split('/')
         .map(|s| String::from_utf8_lossy(&percent_decode(s, false)).into_owned())
         .collect()
+}
+
+impl Response {
+    /// Marks the response started; the head to send, if it was not yet.
+    fn start(&mut self) -> Option<ResponseHead> {
+        if self.started {
+            return None;
+        }
+        self.started = true;
+        Some(ResponseHead {
+            status: self.code,
+            custom_reason: self.reason.clone(),
+            headers: self.headers.clone(),
+        })
+    }
 }
 
 impl Request {
@@ -402,24 +418,118 @@ impl Request {
                 return;
             }
             r.bytes += data.len() as u64;
-            if r.started {
-                None
-            } else {
-                r.started = true;
-                Some(ResponseHead {
-                    status: r.code,
-                    custom_reason: r.reason.clone(),
-                    headers: r.headers.clone(),
-                })
-            }
+            r.start()
         };
         let Some(channel) = self.inner.channel.upgrade() else {
             return;
         };
-        if let Some(head) = head {
-            channel.send_head(self, head);
+        // The head and the first piece of body leave in one write.
+        channel.send_data(self, head, data);
+    }
+
+    /// Sends up to `len` bytes of `file`, from `offset`, as the next part
+    /// of the body, and returns how many bytes it took. The first call
+    /// sends the status and headers, as [`write`](Self::write) does.
+    ///
+    /// When the body goes to the client as it is — a `Content-Length` (or
+    /// HTTP/1.0 close-delimited) response, not `HEAD` — the bytes go from
+    /// the page cache straight to the socket with `sendfile`, never
+    /// through this process's memory. Otherwise (a chunked body, or a
+    /// transport without a socket of its own, such as TLS) a piece of at
+    /// most [`CHUNK`](crate::CHUNK) bytes is read and written.
+    ///
+    /// `Ok(0)` means the connection cannot take more now: output is still
+    /// queued or the socket is full. Send from a pull producer (see
+    /// [`register_producer`](Self::register_producer)): it is resumed when
+    /// the connection drains, and should try again then. `Ok(0)` also
+    /// comes after [`finish`](Self::finish), once the client has gone, or
+    /// when `len` is 0. A file that has no bytes at `offset` (it shrank)
+    /// is `Err` with [`io::ErrorKind::UnexpectedEof`]; more body than the
+    /// `Content-Length` promised is `Err` with
+    /// [`io::ErrorKind::InvalidInput`]; other errors are the file's.
+    ///
+    /// ```no_run
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// use torsion::Producer;
+    /// use torsion_http::{Render, Request, Resource};
+    ///
+    /// /// Sends a whole file, paced by the connection.
+    /// struct Sender {
+    ///     request: Request,
+    ///     file: std::fs::File,
+    ///     offset: Cell<u64>,
+    ///     len: u64,
+    /// }
+    ///
+    /// impl Producer for Sender {
+    ///     fn pause_producing(&self) {}
+    ///     fn resume_producing(&self) {
+    ///         let left = self.len - self.offset.get();
+    ///         if left == 0 {
+    ///             self.request.unregister_producer();
+    ///             return self.request.finish();
+    ///         }
+    ///         let want = left.min(1 << 20) as usize;
+    ///         match self.request.send_file(&self.file, self.offset.get(), want) {
+    ///             Ok(n) => self.offset.set(self.offset.get() + n as u64),
+    ///             Err(_) => self.request.abort(), // the length cannot be kept
+    ///         }
+    ///     }
+    ///     fn stop_producing(&self) {}
+    /// }
+    ///
+    /// struct Download;
+    ///
+    /// impl Resource for Download {
+    ///     fn render_get(&self, request: &Request) -> Render {
+    ///         let Ok(file) = std::fs::File::open("/srv/big.iso") else {
+    ///             return Render::Error("cannot open".into());
+    ///         };
+    ///         let len = file.metadata().map_or(0, |m| m.len());
+    ///         request.set_header("Content-Length", len.to_string()).unwrap();
+    ///         let sender = Sender { request: request.clone(), file, offset: Cell::new(0), len };
+    ///         request.register_producer(Rc::new(sender), false);
+    ///         Render::NotDoneYet
+    ///     }
+    /// }
+    /// ```
+    pub fn send_file(&self, file: &std::fs::File, offset: u64, len: usize) -> io::Result<usize> {
+        let head = {
+            let mut r = self.inner.response.borrow_mut();
+            if r.finished || r.lost.is_some() {
+                return Ok(0);
+            }
+            r.start()
+        };
+        let Some(channel) = self.inner.channel.upgrade() else {
+            return Ok(0);
+        };
+        let sent = channel.send_file(self, head, file, offset, len)?;
+        self.inner.response.borrow_mut().bytes += sent as u64;
+        Ok(sent)
+    }
+
+    /// Closes the connection at once, whatever was sent: for a response
+    /// that cannot be completed as its head promised (a file that shrank
+    /// while being sent). The client sees the connection close before
+    /// the promised end of the body; callbacks given to
+    /// [`notify_finish`](Self::notify_finish) run with the reason.
+    ///
+    /// ```no_run
+    /// # fn f(request: &torsion_http::Request, file: &std::fs::File) {
+    /// if request.send_file(file, 0, 1 << 20).is_err() {
+    ///     request.abort(); // the promised Content-Length cannot be kept
+    /// }
+    /// # }
+    /// ```
+    pub fn abort(&self) {
+        if self.is_finished() || self.is_disconnected() {
+            return;
         }
-        channel.send_data(self, data);
+        if let Some(channel) = self.inner.channel.upgrade() {
+            channel.abort();
+        }
     }
 
     /// Ends the response. If nothing was written and no length was set,
@@ -433,19 +543,10 @@ impl Request {
                 return;
             }
             r.finished = true;
-            if r.started {
-                None
-            } else {
-                r.started = true;
-                if !matches!(r.code, 204 | 304) && !r.headers.contains("content-length") {
-                    let _ = r.headers.set("Content-Length", "0");
-                }
-                Some(ResponseHead {
-                    status: r.code,
-                    custom_reason: r.reason.clone(),
-                    headers: r.headers.clone(),
-                })
+            if !r.started && !matches!(r.code, 204 | 304) && !r.headers.contains("content-length") {
+                let _ = r.headers.set("Content-Length", "0");
             }
+            r.start()
         };
         if let Some(channel) = self.inner.channel.upgrade() {
             if let Some(head) = head {

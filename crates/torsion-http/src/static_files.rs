@@ -7,7 +7,10 @@
 //! conditional requests (`If-None-Match`, `If-Modified-Since`,
 //! `If-Match`, `If-Unmodified-Since`) answered `304` or `412`; `Range`
 //! answered `206` with one part or `multipart/byteranges`, `416` when
-//! nothing is satisfiable, and `If-Range` respected.
+//! nothing is satisfiable, and `If-Range` respected. A whole text file
+//! (`text/*`, JSON, XML, SVG, JavaScript) of 256 B to 1 MiB goes gzipped
+//! to a client whose `Accept-Encoding` takes it, with an `ETag` of its
+//! own and `Vary: Accept-Encoding`; ranges never are.
 //!
 //! # Staying inside the root
 //!
@@ -18,12 +21,17 @@
 //! Only regular files and directories are served: never a FIFO, socket or
 //! device.
 //!
-//! # Memory
+//! # Memory and `sendfile`
 //!
-//! Files up to one chunk are read and sent at once. Larger ones are sent
-//! by a pull [`Producer`] that reads one chunk each time the connection
-//! has sent everything before it, so serving a huge file to a slow client
-//! holds about two chunks of memory, however large the file.
+//! Small files (up to 16 KiB of body) are read and sent with their head
+//! in one write. Larger ones are sent by a pull [`Producer`] through
+//! [`Request::send_file`]: each time the connection has sent everything
+//! before it, the next piece goes from the page cache straight to the
+//! socket with `sendfile` — the file's bytes never enter this process.
+//! Where the body cannot go to the socket unchanged (a transport without
+//! a socket of its own, such as TLS), one [`CHUNK`] at a time is read
+//! and written instead. Either way, serving a huge file to a slow client
+//! holds at most about one chunk of memory, however large the file.
 
 use crate::headers::Method;
 use crate::range::{parse_range, RangeRequest};
@@ -42,7 +50,8 @@ use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use torsion::Producer;
 
-/// Bytes read from a file per step of its producer.
+/// Bytes of a file read into memory at a time when they cannot go to the
+/// socket with `sendfile` (see [`Request::send_file`]).
 pub const CHUNK: usize = 64 * 1024;
 
 struct Config {
@@ -315,17 +324,42 @@ fn boundary(etag: &str) -> String {
 fn serve_file(request: &Request, path: &Path, meta: &fs::Metadata) -> Render {
     let size = meta.len();
     let mtime = meta.modified().ok();
-    let etag = etag_of(meta);
     let ctype = content_type(path);
+    let compressible = is_compressible(&ctype);
+    // A whole text file small enough to compress in memory goes gzipped
+    // to a client that takes it; a range is always of the file itself.
+    let gzip = compressible
+        && (GZIP_MIN..=GZIP_MAX).contains(&size)
+        && request.header("range").is_none()
+        && accepts_gzip(request.headers().get_all("accept-encoding"));
+    let etag = if gzip {
+        gzip_etag(&etag_of(meta))
+    } else {
+        etag_of(meta)
+    };
     let _ = request.set_header("ETag", &etag);
     if let Some(m) = mtime {
         let _ = request.set_header("Last-Modified", httpdate::fmt_http_date(m));
     }
     let _ = request.set_header("Accept-Ranges", "bytes");
+    if compressible {
+        let _ = request.set_header("Vary", "Accept-Encoding");
+    }
 
     if let Some(status) = precondition(request, &etag, mtime) {
         request.set_response_code(status);
         return Render::Body(Vec::new());
+    }
+    if gzip {
+        return match gzipped(path, size) {
+            Ok(body) => {
+                let _ = request.set_header("Content-Type", &ctype);
+                let _ = request.set_header("Content-Encoding", "gzip");
+                Render::Body(body)
+            }
+            // Logged by the site and answered with a plain 500.
+            Err(e) => Render::Error(Box::new(e)),
+        };
     }
 
     let ranges = match request.header("range") {
@@ -406,52 +440,188 @@ fn serve_file(request: &Request, path: &Path, meta: &fs::Metadata) -> Render {
             return ErrorPage::not_found().render(request);
         }
     };
+    if total <= SMALL_FILE {
+        // Small: read it all and answer in one write, head and body.
+        return match read_segments(&file, segments, total) {
+            Ok(body) => Render::Body(body),
+            Err(e) => {
+                // Logged by the site and answered with a plain 500.
+                Render::Error(Box::new(e))
+            }
+        };
+    }
     let producer = Rc::new(FileProducer {
         request: request.clone(),
         file: RefCell::new(Some(file)),
         segments: RefCell::new(segments.into()),
-        buf: RefCell::new(Vec::new()),
     });
-    if total <= CHUNK as u64 {
-        // Small: send it all now, no producer needed.
-        while producer.step() {}
-    } else {
+    // Start now; what the socket cannot take at once goes as the
+    // connection drains.
+    if !producer.pump() {
         request.register_producer(producer, false);
     }
     Render::NotDoneYet
 }
 
-/// Sends a file's segments one chunk per call: a pull producer.
+/// Text files from this many bytes up to [`GZIP_MAX`] are sent gzipped
+/// to clients that accept it; smaller ones gain nothing.
+const GZIP_MIN: u64 = 256;
+
+/// The largest file compressed (in memory, on each request); larger ones
+/// go as they are, by `sendfile`.
+const GZIP_MAX: u64 = 1024 * 1024;
+
+/// Whether a content type is text worth compressing.
+fn is_compressible(ctype: &str) -> bool {
+    let essence = ctype.split(';').next().unwrap_or("").trim();
+    essence.starts_with("text/")
+        || essence.ends_with("+xml")
+        || essence.ends_with("+json")
+        || matches!(
+            essence,
+            "application/javascript"
+                | "application/json"
+                | "application/xml"
+                | "application/xhtml+xml"
+                | "application/wasm"
+                | "image/svg+xml"
+        )
+}
+
+/// Whether `Accept-Encoding` field values let the answer be gzipped:
+/// `gzip` (or `x-gzip`) with a non-zero weight, or `*` with one when
+/// gzip is not named (RFC 9110 §12.5.3).
+fn accepts_gzip<'a>(values: impl Iterator<Item = &'a str>) -> bool {
+    let mut named = None;
+    let mut any = None;
+    for value in values {
+        for item in value.split(',') {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let mut weight = 1.0f32;
+            for param in parts {
+                if let Some((k, v)) = param.split_once('=') {
+                    if k.trim().eq_ignore_ascii_case("q") {
+                        weight = v.trim().parse().unwrap_or(0.0);
+                    }
+                }
+            }
+            match coding.as_str() {
+                "gzip" | "x-gzip" => named = Some(weight > 0.0),
+                "*" => any = Some(weight > 0.0),
+                _ => {}
+            }
+        }
+    }
+    named.or(any).unwrap_or(false)
+}
+
+/// The entity tag of a file's gzipped form: its own, since its bytes
+/// differ from the file's.
+fn gzip_etag(etag: &str) -> String {
+    format!("{}-gzip\"", etag.trim_end_matches('"'))
+}
+
+/// The file's bytes, gzipped; the file must still be `size` long.
+fn gzipped(path: &Path, size: u64) -> io::Result<Vec<u8>> {
+    use flate2::write::GzEncoder;
+    use io::Write;
+    let data = fs::read(path)?;
+    if data.len() as u64 != size {
+        return Err(io::Error::other("the file changed while being read"));
+    }
+    let mut encoder = GzEncoder::new(
+        Vec::with_capacity(data.len() / 3),
+        flate2::Compression::default(),
+    );
+    encoder.write_all(&data)?;
+    encoder.finish()
+}
+
+/// Files of up to this many bytes (a body, all ranges included) are read
+/// into memory and sent with their head in one write; larger ones go
+/// with `sendfile`.
+const SMALL_FILE: u64 = 16 * 1024;
+
+/// At most this many bytes go out per step of a [`FileProducer`], so one
+/// fast client cannot keep the reactor from its other connections.
+const STEP: u64 = 1024 * 1024;
+
+/// The bytes of `segments`, which must come to `total`.
+fn read_segments(file: &fs::File, segments: Vec<Segment>, total: u64) -> io::Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    for segment in segments {
+        match segment {
+            Segment::Bytes(b) => body.extend_from_slice(&b),
+            Segment::Span { offset, len } => {
+                let at = body.len();
+                let len = usize::try_from(len).map_err(io::Error::other)?;
+                body.resize(at + len, 0);
+                file.read_exact_at(&mut body[at..], offset)?;
+            }
+        }
+    }
+    Ok(body)
+}
+
+/// What one step of a [`FileProducer`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// Sent something; more may go now.
+    Sent(u64),
+    /// The connection takes nothing now: wait to be resumed.
+    Stalled,
+    /// The response is finished (or failed): nothing more to do.
+    Done,
+}
+
+/// Sends a file's segments as the connection drains: a pull producer.
+/// Spans of the file go by [`Request::send_file`] (`sendfile` when the
+/// body goes to the socket unchanged), literal parts by `write`.
 struct FileProducer {
     request: Request,
     file: RefCell<Option<fs::File>>,
     segments: RefCell<VecDeque<Segment>>,
-    buf: RefCell<Vec<u8>>,
 }
 
 impl FileProducer {
-    /// Sends the next chunk; returns whether more remain. Finishes the
-    /// request after the last one.
-    fn step(&self) -> bool {
+    /// Steps until the connection is full, [`STEP`] bytes went, or the
+    /// response is done; returns whether it is done.
+    fn pump(&self) -> bool {
+        let mut budget = STEP;
+        loop {
+            match self.step(budget) {
+                Step::Done => return true,
+                Step::Stalled => return false,
+                Step::Sent(n) if n >= budget => return false,
+                Step::Sent(n) => budget -= n,
+            }
+        }
+    }
+
+    /// Sends the next piece, of at most `budget` bytes of the file;
+    /// finishes the request after the last one.
+    fn step(&self, budget: u64) -> Step {
         let next = self.segments.borrow_mut().pop_front();
         match next {
             None => {
                 self.file.borrow_mut().take();
                 self.request.unregister_producer();
                 self.request.finish();
-                return false;
+                Step::Done
             }
-            Some(Segment::Bytes(b)) => self.request.write(&b),
+            Some(Segment::Bytes(b)) => {
+                self.request.write(&b);
+                Step::Sent(b.len() as u64)
+            }
             Some(Segment::Span { offset, len }) => {
-                let want = len.min(CHUNK as u64) as usize;
-                let mut buf = std::mem::take(&mut *self.buf.borrow_mut());
-                buf.resize(want, 0);
-                let read = match self.file.borrow().as_ref() {
-                    Some(f) => f.read_at(&mut buf, offset),
-                    None => return false,
+                let want = usize::try_from(len.min(budget)).unwrap_or(CHUNK);
+                let sent = match self.file.borrow().as_ref() {
+                    Some(f) => self.request.send_file(f, offset, want),
+                    None => return Step::Done,
                 };
-                match read {
-                    Ok(n) if n > 0 => {
+                match sent {
+                    Ok(n) => {
                         let n = n as u64;
                         if n < len {
                             self.segments.borrow_mut().push_front(Segment::Span {
@@ -459,24 +629,26 @@ impl FileProducer {
                                 len: len - n,
                             });
                         }
-                        self.request.write(&buf[..n as usize]);
+                        if n == 0 {
+                            Step::Stalled
+                        } else {
+                            Step::Sent(n)
+                        }
                     }
-                    Ok(_) | Err(_) => {
+                    Err(e) => {
                         // The file shrank or failed under us: the length
                         // already promised cannot be kept, so the
                         // connection closes rather than lie.
-                        tracing::warn!(uri = %self.request.uri(), "file changed or failed while being sent");
+                        tracing::warn!(uri = %self.request.uri(), error = %e, "file changed or failed while being sent");
                         self.stop_producing();
                         self.request.unregister_producer();
                         self.request
                             .fail_with(500, "Internal Server Error", "", &[]);
-                        return false;
+                        Step::Done
                     }
                 }
-                *self.buf.borrow_mut() = buf;
             }
         }
-        true
     }
 }
 
@@ -488,13 +660,12 @@ impl Producer for FileProducer {
             self.stop_producing();
             return;
         }
-        self.step();
+        self.pump();
     }
 
     fn stop_producing(&self) {
         self.segments.borrow_mut().clear();
         self.file.borrow_mut().take();
-        *self.buf.borrow_mut() = Vec::new();
     }
 }
 
@@ -568,6 +739,44 @@ mod tests {
         for ok in ["a", "...", ".hidden", "a b", "ü"] {
             assert!(safe_segment(ok), "{ok:?}");
         }
+    }
+
+    #[test]
+    fn accept_encoding() {
+        let ok = |v: &[&str]| accepts_gzip(v.iter().copied());
+        assert!(ok(&["gzip"]));
+        assert!(ok(&["deflate, GZIP;q=0.5"]));
+        assert!(ok(&["br", "x-gzip"]));
+        assert!(ok(&["*"]));
+        assert!(ok(&["*;q=0, gzip"]));
+        assert!(!ok(&[]));
+        assert!(!ok(&["identity"]));
+        assert!(!ok(&["gzip;q=0"]));
+        assert!(!ok(&["gzip; q=0.000, *"]), "named wins over *");
+        assert!(!ok(&["*;q=0"]));
+        assert!(!ok(&["gzip;q=nonsense"]));
+    }
+
+    #[test]
+    fn compressible_types() {
+        for t in [
+            "text/html",
+            "text/plain; charset=utf-8",
+            "application/json",
+            "image/svg+xml",
+            "application/atom+xml",
+        ] {
+            assert!(is_compressible(t), "{t}");
+        }
+        for t in [
+            "image/png",
+            "application/octet-stream",
+            "application/zip",
+            "video/mp4",
+        ] {
+            assert!(!is_compressible(t), "{t}");
+        }
+        assert_eq!(gzip_etag("\"1a-2b\""), "\"1a-2b-gzip\"");
     }
 
     #[test]

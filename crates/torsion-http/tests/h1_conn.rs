@@ -794,3 +794,101 @@ fn server_and_date_headers() {
         .expect("a Date header");
     assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
 }
+
+/// Starts a response with `content_length` (or none) to `request`.
+fn started(request: &[u8], content_length: Option<&str>) -> (ServerConnection, Vec<u8>) {
+    let now = Instant::now();
+    let mut c = conn(now);
+    let mut out = Vec::new();
+    c.receive(request, now, &mut out);
+    let mut head = ResponseHead::new(200);
+    if let Some(n) = content_length {
+        head.headers.set("Content-Length", n).unwrap();
+    }
+    assert_eq!(c.direct_body_room(), None, "no response yet");
+    c.send_response(head, &mut out).unwrap();
+    (c, out)
+}
+
+#[test]
+fn direct_body_bytes_are_allowed_only_for_unframed_bodies() {
+    let get = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let (c, _) = started(get, Some("10"));
+    assert_eq!(c.direct_body_room(), Some(10), "Content-Length");
+    let (c, _) = started(get, None);
+    assert_eq!(c.direct_body_room(), None, "chunked: must be framed");
+    let (c, _) = started(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", Some("10"));
+    assert_eq!(c.direct_body_room(), None, "HEAD: no body at all");
+    let (c, _) = started(b"GET / HTTP/1.0\r\n\r\n", None);
+    assert_eq!(c.direct_body_room(), Some(u64::MAX), "close-delimited");
+
+    let now = Instant::now();
+    let mut c = conn(now);
+    let mut out = Vec::new();
+    c.receive(get, now, &mut out);
+    c.send_response(ResponseHead::new(304), &mut out).unwrap();
+    assert_eq!(c.direct_body_room(), None, "304: no body");
+    assert_eq!(c.direct_body_sent(1), Err(SendError::NotStarted));
+}
+
+#[test]
+fn direct_body_bytes_count_against_the_length_and_keep_alive_goes_on() {
+    let now = Instant::now();
+    let mut c = conn(now);
+    let mut out = Vec::new();
+    // Two pipelined requests: the second is decoded once the first,
+    // whose body went around the connection, is finished.
+    c.receive(
+        b"GET /file HTTP/1.1\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n",
+        now,
+        &mut out,
+    );
+    assert!(matches!(c.poll_event(), Some(Event::Request(_))));
+    assert!(matches!(c.poll_event(), Some(Event::End { .. })));
+    assert_eq!(c.poll_event(), None, "one request at a time");
+    let mut head = ResponseHead::new(200);
+    head.headers.set("Content-Length", "10").unwrap();
+    c.send_response(head, &mut out).unwrap();
+    c.send_data(b"abc", &mut out).unwrap();
+    assert_eq!(c.direct_body_room(), Some(7));
+    c.direct_body_sent(4).unwrap(); // say, 4 bytes by sendfile
+    assert_eq!(c.direct_body_room(), Some(3));
+    c.send_data(b"hij", &mut out).unwrap();
+    assert_eq!(c.direct_body_room(), Some(0));
+    c.finish(now, &mut out).unwrap();
+    assert!(!c.is_closed());
+    assert_eq!(
+        text(&out),
+        "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabchij",
+        "the connection wrote only what went through it"
+    );
+    match c.poll_event() {
+        Some(Event::Request(h)) => assert_eq!(h.path, "/next"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn direct_body_bytes_short_or_over_the_length_close_the_connection() {
+    let get = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let now = Instant::now();
+    let (mut c, mut out) = started(get, Some("10"));
+    c.direct_body_sent(6).unwrap();
+    assert_eq!(
+        c.finish(now, &mut out),
+        Err(SendError::BodyTooShort {
+            declared: 10,
+            written: 6
+        })
+    );
+    assert!(c.is_closed());
+
+    let (mut c, mut out) = started(get, Some("10"));
+    assert_eq!(
+        c.direct_body_sent(11),
+        Err(SendError::BodyTooLong { declared: 10 })
+    );
+    assert_eq!(c.direct_body_room(), Some(0));
+    c.finish(now, &mut out).unwrap();
+    assert!(c.is_closed(), "the excess is on the wire: no next response");
+}

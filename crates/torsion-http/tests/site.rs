@@ -50,6 +50,15 @@ fn get_renders_with_length_date_and_server() {
 }
 
 #[test]
+fn a_whole_body_leaves_with_its_head_in_one_write() {
+    let mut h = harness(hello_site());
+    h.get("/hello");
+    h.get("/hello");
+    assert_eq!(h.st.write_count(), 2, "one write per response");
+    assert_eq!(h.responses().len(), 2);
+}
+
+#[test]
 fn head_has_the_get_headers_and_no_body() {
     let mut h = harness(hello_site());
     h.send(b"HEAD /hello HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n");

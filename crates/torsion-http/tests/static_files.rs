@@ -237,39 +237,144 @@ fn if_range_decides_between_part_and_whole() {
     assert_eq!((r.status, r.body.len()), (200, 100));
 }
 
+/// A file larger than one producer step (1 MiB).
+fn big_data(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
 #[test]
-fn large_files_stream_one_chunk_per_step_byte_exact() {
+fn large_files_stream_from_a_pull_producer_byte_exact() {
     let (_tmp, root) = tree("large");
-    let data: Vec<u8> = (0..(3 * CHUNK + 1234))
-        .map(|i| (i * 7 % 251) as u8)
-        .collect();
+    let data = big_data(2 * 1024 * 1024 + 1234);
     fs::write(root.join("big.bin"), &data).unwrap();
     let mut h = serve(&root);
+    // Output still queued on the connection: only the head goes at once,
+    // the body waits for the producer to be resumed.
+    h.st.set_buffered(1);
     h.get("/big.bin");
     assert_eq!(h.st.producer_streaming(), Some(false), "a pull producer");
+    let head_len = h.st.value().len();
+    assert!(h.st.value_str().ends_with("\r\n\r\n"), "the head alone");
+    // Resumed while output is queued, it sends nothing.
+    h.st.producer().unwrap().resume_producing();
+    h.run();
+    assert_eq!(h.st.value().len(), head_len);
+
+    h.st.set_buffered(0);
     let mut steps = 0;
     while let Some(p) = h.st.producer() {
         let before = h.st.value().len();
         p.resume_producing();
         h.run();
-        assert!(
-            h.st.value().len() - before <= CHUNK + 512,
-            "one chunk per step"
-        );
+        let sent = h.st.value().len() - before;
+        assert!(sent <= 1024 * 1024, "at most 1 MiB per step, not {sent}");
         steps += 1;
+        assert!(steps < 100);
     }
-    assert!(steps >= 4);
+    assert!(steps >= 3, "{steps} steps");
     let r = h.response();
     assert_eq!(r.header("content-type"), Some("application/octet-stream"));
     assert_eq!(r.body, data);
 
-    // A range of it, across chunk boundaries.
+    // A range of it, across chunk boundaries; the connection persists.
     h.st.clear();
     h.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=65530-196620\r\n\r\n");
     pump(&h);
     let r = h.response();
     assert_eq!(r.status, 206);
     assert_eq!(r.body, &data[65530..=196620]);
+    assert!(!h.st.lose_connection_called());
+}
+
+#[test]
+fn pipelined_large_and_small_files_and_ranges_all_arrive_in_order() {
+    let (_tmp, root) = tree("pipelined");
+    let data = big_data(3 * CHUNK + 77);
+    fs::write(root.join("big.bin"), &data).unwrap();
+    let mut h = serve(&root);
+    h.send(
+        b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=0-9,100000-100009,-5\r\n\r\n\
+          HEAD /big.bin HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=1000-\r\n\r\n\
+          GET /digits.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    pump(&h);
+    let rs = h.responses_with(&[false, false, false, true, false, false]);
+    assert_eq!(rs.len(), 6, "{}", h.st.value_str());
+    assert_eq!(rs[0].body, data);
+    assert_eq!(rs[1].text(), "hello, file\n");
+    assert_eq!(rs[2].status, 206);
+    let multi = rs[2].text();
+    assert!(rs[2]
+        .header("content-type")
+        .unwrap()
+        .starts_with("multipart/byteranges; boundary="));
+    assert_eq!(
+        rs[2].header("content-length"),
+        Some(rs[2].body.len().to_string().as_str())
+    );
+    assert!(multi.contains(&format!("Content-Range: bytes 0-9/{}", data.len())));
+    assert!(rs[2].body.windows(10).any(|w| w == &data[100000..100010]));
+    assert_eq!(
+        rs[3].header("content-length"),
+        Some(data.len().to_string().as_str())
+    );
+    assert!(rs[3].body.is_empty());
+    assert_eq!(rs[4].status, 206);
+    assert_eq!(rs[4].body, &data[1000..]);
+    assert_eq!(rs[5].body.len(), 100);
+    assert!(!h.st.lose_connection_called());
+}
+
+#[test]
+fn a_large_multirange_answer_streams_parts_and_spans_in_order() {
+    let (_tmp, root) = tree("multi");
+    let data = big_data(3 * 1024 * 1024);
+    fs::write(root.join("big.bin"), &data).unwrap();
+    let mut h = serve(&root);
+    h.st.set_buffered(1);
+    h.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=10-1500000,2000000-2999999\r\n\r\n");
+    h.st.set_buffered(0);
+    pump(&h);
+    let r = h.response();
+    assert_eq!(r.status, 206);
+    let ctype = r.header("content-type").unwrap().to_string();
+    let boundary = ctype.split("boundary=").nth(1).unwrap();
+    let mut expected = Vec::new();
+    for (a, b) in [(10usize, 1_500_000usize), (2_000_000, 2_999_999)] {
+        expected.extend_from_slice(
+            format!(
+                "\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes {a}-{b}/{}\r\n\r\n",
+                data.len()
+            )
+            .as_bytes(),
+        );
+        expected.extend_from_slice(&data[a..=b]);
+    }
+    expected.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    assert!(r.body == expected, "multipart body differs");
+}
+
+#[test]
+fn a_file_that_shrinks_while_sent_closes_the_connection() {
+    let (_tmp, root) = tree("shrink");
+    let path = root.join("big.bin");
+    fs::write(&path, big_data(3 * 1024 * 1024)).unwrap();
+    let mut h = serve(&root);
+    h.st.set_buffered(1);
+    h.get("/big.bin");
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(1024 * 1024 + 5)
+        .unwrap();
+    h.st.set_buffered(0);
+    pump(&h);
+    assert!(h.st.aborted(), "the promised length cannot be kept");
+    assert!(h.st.value().len() < 3 * 1024 * 1024);
 }
 
 #[test]
@@ -277,11 +382,12 @@ fn a_client_leaving_mid_file_stops_the_producer() {
     let (_tmp, root) = tree("leave");
     fs::write(root.join("big.bin"), vec![1u8; 4 * CHUNK]).unwrap();
     let mut h = serve(&root);
+    h.st.set_buffered(1);
     h.get("/big.bin");
     let p = h.st.producer().unwrap();
-    p.resume_producing();
     h.disconnect(ConnectionLost::Reset);
     let written = h.st.value().len();
+    h.st.set_buffered(0);
     p.resume_producing();
     assert_eq!(h.st.value().len(), written);
     assert!(
@@ -367,4 +473,89 @@ fn a_single_file_can_be_the_root() {
     h.st.clear();
     h.send(b"OPTIONS / HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(h.response().header("allow"), Some("GET, HEAD, OPTIONS"));
+}
+
+fn gunzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn text_goes_gzipped_to_clients_that_take_it_with_its_own_etag() {
+    let (_tmp, root) = tree("gzip");
+    let text = "All work and no play makes Jack a dull boy.\n".repeat(200);
+    fs::write(root.join("jack.txt"), &text).unwrap();
+    let mut h = serve(&root);
+
+    h.send(b"GET /jack.txt HTTP/1.1\r\nHost: t\r\nAccept-Encoding: br, gzip;q=0.8\r\n\r\n");
+    let gz = h.take().remove(0);
+    assert_eq!(gz.status, 200);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert_eq!(gz.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(gz.header("content-type"), Some("text/plain"));
+    assert_eq!(
+        gz.header("content-length"),
+        Some(gz.body.len().to_string().as_str())
+    );
+    assert!(gz.body.len() < text.len() / 10, "{} bytes", gz.body.len());
+    assert_eq!(gunzip(&gz.body), text.as_bytes());
+
+    h.get("/jack.txt");
+    let plain = h.take().remove(0);
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(plain.body, text.as_bytes());
+    let (gz_tag, plain_tag) = (gz.header("etag").unwrap(), plain.header("etag").unwrap());
+    assert_ne!(gz_tag, plain_tag, "two representations, two tags");
+
+    // Each tag validates its own representation only.
+    h.send(
+        format!(
+            "GET /jack.txt HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nIf-None-Match: {gz_tag}\r\n\r\n\
+             GET /jack.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: {gz_tag}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    let rs = h.take();
+    assert_eq!((rs[0].status, rs[1].status), (304, 200));
+
+    // HEAD says what GET would send.
+    h.send(b"HEAD /jack.txt HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n");
+    let head = parse_responses(&h.st.take(), &[true]).remove(0);
+    assert_eq!(head.header("content-encoding"), Some("gzip"));
+    assert_eq!(head.header("content-length"), gz.header("content-length"));
+    assert!(!h.st.lose_connection_called());
+}
+
+#[test]
+fn no_gzip_for_ranges_refusals_binaries_tiny_or_large_files() {
+    let (_tmp, root) = tree("nogzip");
+    let text = "0123456789abcdef".repeat(100);
+    fs::write(root.join("text.txt"), &text).unwrap();
+    fs::write(root.join("data.bin"), text.as_bytes()).unwrap();
+    fs::write(root.join("huge.txt"), "x".repeat(1024 * 1024 + 1)).unwrap();
+    let mut h = serve(&root);
+    let cases: [(&str, &str); 6] = [
+        ("/text.txt", "Range: bytes=0-9\r\nAccept-Encoding: gzip"),
+        ("/text.txt", "Accept-Encoding: gzip;q=0"),
+        ("/text.txt", "Accept-Encoding: identity"),
+        ("/data.bin", "Accept-Encoding: gzip"),
+        ("/hello.txt", "Accept-Encoding: gzip"), // 12 bytes
+        ("/huge.txt", "Accept-Encoding: gzip"),
+    ];
+    for (path, extra) in cases {
+        h.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n\r\n").as_bytes());
+        pump(&h);
+        let r = h.take().remove(0);
+        assert_eq!(r.header("content-encoding"), None, "{path} {extra}");
+        assert!(r.status == 200 || r.status == 206, "{path} {extra}");
+    }
+    h.send(
+        b"GET /text.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-9\r\nAccept-Encoding: gzip\r\n\r\n",
+    );
+    assert_eq!(h.take().remove(0).body, b"0123456789");
 }

@@ -242,6 +242,47 @@ fn a_client_that_disconnects_mid_response_stops_the_producer() {
     spin_until(&reactor, || stopped.get() && lost.get());
 }
 
+/// Answers after a real timer of the reactor, in two writes.
+struct AfterTimer;
+impl Resource for AfterTimer {
+    fn is_leaf(&self) -> bool {
+        true
+    }
+    fn render_get(&self, request: &Request) -> Render {
+        let r = request.clone();
+        let reactor = request.reactor().unwrap();
+        let ms = request.path().trim_start_matches('/').parse().unwrap_or(0);
+        reactor.call_later(Duration::from_millis(ms), move || {
+            r.write(b"after ");
+            r.write(format!("{ms} ms").as_bytes());
+            r.finish();
+        });
+        Render::NotDoneYet
+    }
+}
+
+#[test]
+fn resources_that_finish_after_timers_answer_in_request_order() {
+    let reactor = Reactor::new().unwrap();
+    let addr = serve(&reactor, Rc::new(AfterTimer));
+    let started = std::time::Instant::now();
+    let rs = with_client(&reactor, move || {
+        let mut s = connect(addr);
+        // The slowest first: the quicker ones must wait their turn.
+        s.write_all(
+            b"GET /80 HTTP/1.1\r\nHost: t\r\n\r\n\
+              GET /0 HTTP/1.1\r\nHost: t\r\n\r\n\
+              GET /20 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        parse_responses(&read_all(s), &[])
+    });
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    let bodies: Vec<String> = rs.iter().map(Resp::text).collect();
+    assert_eq!(bodies, ["after 80 ms", "after 0 ms", "after 20 ms"]);
+    assert_eq!(rs[0].header("transfer-encoding"), Some("chunked"));
+}
+
 /// Answers after a real timer of the reactor.
 struct Slow;
 impl Resource for Slow {

@@ -472,6 +472,95 @@ impl ServerConnection {
         Ok(())
     }
 
+    /// How many more body bytes the caller may send to the peer itself,
+    /// bypassing [`send_data`](Self::send_data) — with `sendfile`, say —
+    /// then account for with [`direct_body_sent`](Self::direct_body_sent).
+    ///
+    /// `Some` only while the body goes to the wire exactly as written:
+    /// framed by `Content-Length` (the rest of the declared length) or by
+    /// closing the connection (`u64::MAX`). `None` when the body must pass
+    /// through `send_data`: chunked, suppressed (`HEAD`, 204, 304), no
+    /// response started, or the connection closed. The connection writes
+    /// nothing it holds back, so once the head is out the caller's bytes
+    /// follow it directly.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use torsion_http::h1::{ResponseHead, ServerConnection};
+    /// use torsion_http::{Event, Limits};
+    ///
+    /// let now = Instant::now();
+    /// let mut conn = ServerConnection::new(Limits::default(), now).with_date(false);
+    /// let mut out = Vec::new();
+    /// conn.receive(b"GET /f HTTP/1.1\r\nHost: h\r\n\r\n", now, &mut out);
+    /// while conn.poll_event().is_some() {}
+    /// let mut head = ResponseHead::new(200);
+    /// head.headers.set("Content-Length", "10").unwrap();
+    /// conn.send_response(head, &mut out).unwrap();
+    /// assert_eq!(conn.direct_body_room(), Some(10));
+    /// // The caller sent 10 bytes of a file on its own:
+    /// conn.direct_body_sent(10).unwrap();
+    /// assert_eq!(conn.direct_body_room(), Some(0));
+    /// conn.finish(now, &mut out).unwrap();
+    /// assert!(!conn.is_closed()); // the length was kept: the connection persists
+    /// ```
+    pub fn direct_body_room(&self) -> Option<u64> {
+        if self.closed {
+            return None;
+        }
+        match self.writing {
+            Writing::Body {
+                framing: Framing::Length(declared),
+                written,
+                suppress: false,
+                ..
+            } => Some(declared.saturating_sub(written)),
+            Writing::Body {
+                framing: Framing::Close,
+                suppress: false,
+                ..
+            } => Some(u64::MAX),
+            _ => None,
+        }
+    }
+
+    /// Accounts for `n` body bytes the caller sent to the peer itself, as
+    /// [`direct_body_room`](Self::direct_body_room) allowed, so the
+    /// response's length is checked at [`finish`](Self::finish) as if they
+    /// had gone through [`send_data`](Self::send_data).
+    ///
+    /// Fails, counting nothing, when direct sending is not allowed now
+    /// ([`SendError::NotStarted`], or [`SendError::Closed`]) or `n` is more
+    /// than the room left ([`SendError::BodyTooLong`]: the excess is on the
+    /// wire already, so the connection closes when the response finishes).
+    pub fn direct_body_sent(&mut self, n: u64) -> Result<(), SendError> {
+        if self.closed {
+            return Err(SendError::Closed);
+        }
+        let room = self.direct_body_room().ok_or(SendError::NotStarted)?;
+        let Writing::Body {
+            framing,
+            written,
+            keep_alive,
+            ..
+        } = &mut self.writing
+        else {
+            return Err(SendError::NotStarted);
+        };
+        if n > room {
+            if let Framing::Length(declared) = *framing {
+                // The excess is already on the wire: the framing is
+                // broken, so the connection must not carry another
+                // response.
+                *written = declared;
+                *keep_alive = false;
+                return Err(SendError::BodyTooLong { declared });
+            }
+        }
+        *written = written.saturating_add(n);
+        Ok(())
+    }
+
     /// Ends the response. If the connection persists, the next pipelined
     /// request (if any was buffered) is decoded now: call
     /// [`poll_event`](Self::poll_event) again. Otherwise

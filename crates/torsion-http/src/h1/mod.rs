@@ -14,6 +14,11 @@
 //! * [`send_response`](ServerConnection::send_response),
 //!   [`send_data`](ServerConnection::send_data) and
 //!   [`finish`](ServerConnection::finish) with the application's answer;
+//! * [`direct_body_room`](ServerConnection::direct_body_room) and
+//!   [`direct_body_sent`](ServerConnection::direct_body_sent) when the
+//!   caller sends body bytes to the peer itself (`sendfile`): allowed
+//!   only while the body goes to the wire unframed, and counted against
+//!   the `Content-Length` so keep-alive and pipelining stay right;
 //! * [`handle_timeout`](ServerConnection::handle_timeout) once the instant
 //!   from [`poll_timeout`](ServerConnection::poll_timeout) has passed (ask
 //!   again after every call);
