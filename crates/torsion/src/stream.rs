@@ -913,7 +913,8 @@ impl TransportBackend for StreamConn {
         if let Some(socket) = socket.as_ref() {
             while sent < len {
                 match rustix::fs::sendfile(socket, file, Some(&mut off), len - sent) {
-                    Ok(0) => break, // the file ended
+                    Ok(0) if sent == 0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    Ok(0) => break, // the file ended: the next call says so
                     Ok(n) => sent += n,
                     Err(Errno::AGAIN) => {
                         flags.write_blocked = true;

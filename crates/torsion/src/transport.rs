@@ -92,10 +92,11 @@ pub trait TransportBackend {
     /// Sends up to `len` bytes of `file` from `offset`, and says how many
     /// it took: 0 when it cannot take any now (output is queued, or the
     /// kernel's buffer is full — a pull producer is resumed when that
-    /// changes) or the connection is closing. A socket sends straight
-    /// from the page cache (`sendfile`); the default reads a chunk and
-    /// writes it. Errors are the file's; the socket's close the
-    /// connection as writes do.
+    /// changes) or the connection is closing. A file that ends before
+    /// `offset` is an `UnexpectedEof` error (never a 0 that would resume
+    /// its producer forever). A socket sends straight from the page cache
+    /// (`sendfile`); the default reads a chunk and writes it. Errors are
+    /// the file's; the socket's close the connection as writes do.
     fn send_file(&self, file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<usize> {
         send_file_by_copy(self, file, offset, len)
     }
@@ -146,6 +147,9 @@ pub fn send_file_by_copy<T: TransportBackend + ?Sized>(
     }
     let mut buf = vec![0u8; len.min(64 * 1024)];
     let n = file.read_at(&mut buf, offset)?;
+    if n == 0 && len > 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     transport.write(&buf[..n]);
     Ok(n)
 }

@@ -723,3 +723,34 @@ fn send_file_streams_a_file_from_the_page_cache_to_a_slow_reader() {
     );
     assert_eq!(lost(&log), Some("clean"));
 }
+
+#[test]
+fn send_file_past_the_end_of_the_file_is_an_error_not_a_zero() {
+    let path = std::env::temp_dir().join(format!("torsion-sendfile-eof-{}", std::process::id()));
+    std::fs::write(&path, b"short").unwrap();
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let results: Rc<RefCell<Vec<std::io::Result<usize>>>> = Rc::default();
+    let r = results.clone();
+    let p = path.clone();
+    let (_port, addr) = listen(&reactor, move || {
+        let (r, p) = (r.clone(), p.clone());
+        Scripted::new(&l).made(move |t| {
+            let file = std::fs::File::open(&p).unwrap();
+            r.borrow_mut().push(t.send_file(&file, 0, 100));
+            r.borrow_mut().push(t.send_file(&file, 5, 100));
+            t.lose_connection();
+        })
+    });
+    let t = thread::spawn(move || read_to_end_counting(client(addr)));
+    spin_until(&reactor, || lost_count(&log) == 1);
+    assert_eq!(t.join().unwrap(), (5, None));
+    let _ = std::fs::remove_file(&path);
+    let results = results.borrow();
+    assert_eq!(*results[0].as_ref().unwrap(), 5);
+    assert_eq!(
+        results[1].as_ref().unwrap_err().kind(),
+        std::io::ErrorKind::UnexpectedEof
+    );
+}
