@@ -1,0 +1,1254 @@
+//! The bench runner: every scenario against torsion and its peers, in
+//! turn, side by side in one run.
+//!
+//! For each scenario and each repeat it starts each server afresh, pinned
+//! to CPU 0 (`taskset -c 0`), waits for its port, reads the server's CPU
+//! time (user + system, all threads and child processes) from
+//! `/proc/PID/stat`, runs the load pinned to CPU 1 (`taskset -c 1`), reads
+//! the CPU time again, and stops the server (SIGTERM, then SIGKILL). The
+//! server's CPU time divided by the operations the load reports is the
+//! *CPU per operation*, the steady figure on a noisy machine. Servers bind
+//! 127.0.0.1 only; every load stops by itself and is killed if it overruns.
+//!
+//! Repeats are interleaved (torsion, peer, torsion, peer, ...) so a drift
+//! in the machine's speed hits both alike. The table shows medians and
+//! the ratios torsion/peer; per-run figures go to `--raw`.
+//!
+//! A scenario whose server binary is missing (an example or a `torsion`
+//! subcommand not written yet) is skipped with a note, not failed.
+
+use clap::Parser;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use torsion_bench::{median, parse_result, procfs, wait_for_port};
+
+/// Runs every bench scenario against torsion and its peers and prints a
+/// table of medians and torsion/peer ratios (throughput and server CPU
+/// time per operation).
+#[derive(Parser, Debug)]
+struct Args {
+    /// The repository root (holds target/release/torsion and
+    /// target/release/examples/).
+    #[arg(long, default_value = "..")]
+    root: PathBuf,
+    /// Runs of each figure (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Seconds of load per run.
+    #[arg(long, default_value_t = 3.0)]
+    duration: f64,
+    /// Idle connections to hold in the idle scenarios.
+    #[arg(long, default_value_t = 19_000)]
+    idle: usize,
+    /// Only these scenarios (comma-separated): echo-pingpong, echo-stream,
+    /// chat-fanout, idle-echo, idle-http, http-hello, static-4k,
+    /// static-1g, timers.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Write the result table (markdown) here too.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write every run's raw figures here.
+    #[arg(long)]
+    raw: Option<PathBuf>,
+    /// Niceness for servers and loads alike (negative needs root): other
+    /// work on a shared machine then disturbs the runs less. 0 = leave it.
+    #[arg(long, default_value_t = -10, allow_hyphen_values = true)]
+    nice: i32,
+    /// Append each server's pid here (so a wrapper can clean up).
+    #[arg(long, env = "BENCH_PIDFILE")]
+    pidfile: Option<PathBuf>,
+}
+
+/// A server to start for one run.
+#[derive(Clone, Debug)]
+struct Server {
+    /// The name in the table.
+    name: String,
+    /// The program and its arguments; `{port}` is replaced by the port and
+    /// `{dir}` by the scratch directory.
+    argv: Vec<String>,
+}
+
+/// How a scenario loads a server.
+#[derive(Clone, Debug)]
+enum Load {
+    /// A bench binary; `{port}`, `{pid}`, `{dur}` are substituted.
+    Bin(String, Vec<String>),
+    /// `wrk` with this many connections and this path.
+    Wrk { connections: usize, path: String },
+    /// No server: run the program itself pinned to CPU 0.
+    InProcess(String, Vec<String>),
+}
+
+/// The figure a scenario is judged by.
+#[derive(Clone, Copy, Debug)]
+struct Primary {
+    key: &'static str,
+    unit: &'static str,
+    /// Whether a larger value is better.
+    higher_is_better: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Scenario {
+    id: &'static str,
+    title: String,
+    load: Load,
+    primary: Primary,
+    /// What one operation is, for the CPU column.
+    op: &'static str,
+    /// Torsion first, then its peers; the first peer is the reference of
+    /// the ratio.
+    servers: Vec<Server>,
+    skipped: Vec<String>,
+}
+
+/// One run's figures.
+type Figures = BTreeMap<String, f64>;
+
+struct Running {
+    child: Child,
+    name: String,
+}
+
+impl Running {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// CPU ticks of the server and its children (nginx's worker).
+    fn cpu_ticks(&self) -> u64 {
+        let pid = self.pid();
+        let mut t = procfs::cpu_ticks(pid).unwrap_or(0);
+        for c in procfs::children(pid) {
+            t += procfs::cpu_ticks(c).unwrap_or(0);
+        }
+        t
+    }
+
+    fn stop(mut self) {
+        let pid = self.pid().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("  {} did not stop on SIGTERM; killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+struct Env {
+    args: Args,
+    root: PathBuf,
+    bin: PathBuf,
+    scratch: PathBuf,
+    clk_tck: f64,
+    raw: String,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(40_000)
+}
+
+fn subst(s: &str, vars: &[(&str, String)]) -> String {
+    let mut out = s.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{k}}}"), v);
+    }
+    out
+}
+
+impl Env {
+    /// `nice -n N taskset -c CPU`, ready for the program and its arguments.
+    /// Both exec the program, so the child's pid is the program's.
+    fn pinned(&self, cpu: &str) -> Command {
+        let mut c = Command::new("nice");
+        c.args(["-n", &self.args.nice.to_string(), "taskset", "-c", cpu]);
+        c
+    }
+
+    fn start(&self, server: &Server, port: u16) -> Result<Running, String> {
+        let vars = [
+            ("port", port.to_string()),
+            ("dir", self.scratch.display().to_string()),
+        ];
+        let argv: Vec<String> = server.argv.iter().map(|a| subst(a, &vars)).collect();
+        let log = fs::File::create(self.scratch.join(format!("{}.log", server.name)))
+            .map_err(|e| e.to_string())?;
+        let child = self
+            .pinned("0")
+            .args(&argv)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", argv.join(" ")))?;
+        let running = Running {
+            child,
+            name: server.name.clone(),
+        };
+        if let Some(p) = &self.args.pidfile {
+            if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(p) {
+                let _ = writeln!(f, "{}", running.pid());
+            }
+        }
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        if let Err(e) = wait_for_port(addr, Duration::from_secs(10)) {
+            return Err(format!("{} never listened on {addr}: {e}", server.name));
+        }
+        // nginx forks its worker after the master binds: wait for it.
+        std::thread::sleep(Duration::from_millis(150));
+        Ok(running)
+    }
+
+    /// Runs `argv` pinned to CPU `cpu`, killing it after `limit`; returns
+    /// its standard output.
+    fn run_pinned(&self, cpu: &str, argv: &[String], limit: Duration) -> Result<String, String> {
+        let mut child = self
+            .pinned(cpu)
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", argv.join(" ")))?;
+        let deadline = Instant::now() + limit;
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("{} overran {limit:?}; killed", argv[0]));
+                }
+            }
+        }
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            return Err(format!(
+                "{} failed ({}): {}{}",
+                argv[0],
+                out.status,
+                stdout.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(stdout)
+    }
+
+    fn load_argv(&self, load: &Load, port: u16, pid: u32) -> Vec<String> {
+        let dur = self.args.duration;
+        let vars = [
+            ("port", port.to_string()),
+            ("pid", pid.to_string()),
+            ("dur", dur.to_string()),
+            ("idle", self.args.idle.to_string()),
+        ];
+        match load {
+            Load::Bin(name, args) | Load::InProcess(name, args) => {
+                let mut v = vec![self.bin.join(name).display().to_string()];
+                v.extend(args.iter().map(|a| subst(a, &vars)));
+                v
+            }
+            Load::Wrk { connections, path } => vec![
+                "wrk".into(),
+                "-t1".into(),
+                format!("-c{connections}"),
+                format!("-d{}s", dur.ceil() as u64),
+                "--latency".into(),
+                format!("http://127.0.0.1:{port}{path}"),
+            ],
+        }
+    }
+
+    /// One run of one server under one scenario's load.
+    fn run_once(&mut self, sc: &Scenario, server: &Server) -> Result<Figures, String> {
+        let limit = Duration::from_secs_f64(self.args.duration + 90.0);
+        if let Load::InProcess(..) = sc.load {
+            let argv = self.load_argv(&sc.load, 0, 0);
+            let mut argv = argv;
+            argv.extend(server.argv.iter().cloned());
+            let out = self.run_pinned("0", &argv, limit)?;
+            return parse_result(&out).ok_or_else(|| format!("no RESULT line in: {out}"));
+        }
+        let port = free_port();
+        let running = self.start(server, port)?;
+        let argv = self.load_argv(&sc.load, port, running.pid());
+        let before = running.cpu_ticks();
+        let t0 = Instant::now();
+        let out = self.run_pinned("1", &argv, limit);
+        let wall = t0.elapsed().as_secs_f64();
+        let after = running.cpu_ticks();
+        running.stop();
+        let out = out?;
+        let mut fig = match sc.load {
+            Load::Wrk { .. } => parse_wrk(&out)?,
+            _ => parse_result(&out).ok_or_else(|| format!("no RESULT line in: {out}"))?,
+        };
+        let cpu = (after.saturating_sub(before)) as f64 / self.clk_tck;
+        fig.insert("server_cpu_s".into(), cpu);
+        fig.insert("load_wall_s".into(), wall);
+        let ops = fig.get("ops").copied().unwrap_or(0.0);
+        if ops > 0.0 {
+            fig.insert("cpu_us_per_op".into(), cpu * 1e6 / ops);
+        }
+        Ok(fig)
+    }
+}
+
+/// Parses wrk's report: requests/s, transfer, latency percentiles, errors.
+fn parse_wrk(out: &str) -> Result<Figures, String> {
+    let mut f = Figures::new();
+    for line in out.lines() {
+        let t = line.trim();
+        if let Some(v) = t.strip_prefix("Requests/sec:") {
+            f.insert("req_per_s".into(), v.trim().parse().unwrap_or(0.0));
+        } else if let Some(v) = t.strip_prefix("Transfer/sec:") {
+            f.insert("mb_per_s".into(), parse_size(v.trim()) / 1e6);
+        } else if let Some(rest) = t.strip_suffix("read") {
+            // "123456 requests in 3.00s, 12.34MB read"
+            if let Some((n, _)) = rest.split_once(" requests in ") {
+                f.insert("ops".into(), n.trim().parse().unwrap_or(0.0));
+            }
+        } else if let Some(v) = t.strip_prefix("Non-2xx or 3xx responses:") {
+            f.insert("non_2xx".into(), v.trim().parse().unwrap_or(0.0));
+        } else if let Some(v) = t.strip_prefix("Socket errors:") {
+            let total: f64 = v
+                .split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<f64>().ok())
+                .sum();
+            f.insert("socket_errors".into(), total);
+        } else {
+            for (pct, key) in [("50%", "p50_us"), ("99%", "p99_us")] {
+                if let Some(v) = t.strip_prefix(pct) {
+                    if let Some(us) = parse_duration_us(v.trim()) {
+                        f.insert(key.into(), us);
+                    }
+                }
+            }
+        }
+    }
+    if !f.contains_key("req_per_s") {
+        return Err(format!("could not read wrk's output: {out}"));
+    }
+    Ok(f)
+}
+
+fn parse_duration_us(s: &str) -> Option<f64> {
+    let num_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (n, unit) = s.split_at(num_end);
+    let n: f64 = n.parse().ok()?;
+    Some(match unit.trim() {
+        "us" => n,
+        "ms" => n * 1e3,
+        "s" => n * 1e6,
+        "m" => n * 60e6,
+        _ => return None,
+    })
+}
+
+fn parse_size(s: &str) -> f64 {
+    let num_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (n, unit) = s.split_at(num_end);
+    let n: f64 = n.parse().unwrap_or(0.0);
+    n * match unit.trim() {
+        "KB" => 1024.0,
+        "MB" => 1024.0 * 1024.0,
+        "GB" => 1024.0 * 1024.0 * 1024.0,
+        _ => 1.0,
+    }
+}
+
+/// Writes the static files the file scenarios serve: 4 KiB and 1 GiB of
+/// pseudo-random bytes (a 1 MiB random block repeated, so writing 1 GiB
+/// takes about a second).
+fn make_files(dir: &Path) -> std::io::Result<()> {
+    let www = dir.join("www");
+    fs::create_dir_all(&www)?;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut block = vec![0u8; 1 << 20];
+    for chunk in block.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    fs::write(www.join("small.bin"), &block[..4096])?;
+    let big = www.join("big.bin");
+    if fs::metadata(&big).map(|m| m.len()).ok() != Some(1 << 30) {
+        let mut f = std::io::BufWriter::new(fs::File::create(&big)?);
+        for _ in 0..1024 {
+            f.write_all(&block)?;
+        }
+        f.flush()?;
+    }
+    Ok(())
+}
+
+/// nginx with one worker, access log off, sendfile on, serving `{dir}/www`
+/// on 127.0.0.1:`{port}`; the config is written per port at start.
+fn nginx_server(scratch: &Path) -> Server {
+    let script = scratch.join("nginx.sh");
+    let body = r#"#!/bin/sh
+# Generated by bench-runner: nginx, one worker, on 127.0.0.1:$1 only.
+set -e
+port=$1; dir=$2; conf=$dir/nginx-$port
+mkdir -p $conf/tmp
+cat > $conf/nginx.conf <<EOF
+worker_processes 1;
+daemon off;
+pid $conf/nginx.pid;
+error_log $conf/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_requests 100000000;
+    keepalive_timeout 75s;
+    default_type application/octet-stream;
+    client_body_temp_path $conf/tmp/body;
+    proxy_temp_path $conf/tmp/proxy;
+    fastcgi_temp_path $conf/tmp/fastcgi;
+    uwsgi_temp_path $conf/tmp/uwsgi;
+    scgi_temp_path $conf/tmp/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        root $dir/www;
+    }
+}
+EOF
+exec nginx -p $conf -c $conf/nginx.conf -e $conf/error.log
+"#;
+    let _ = fs::write(&script, body);
+    Server {
+        name: "nginx (1 worker)".into(),
+        argv: vec![
+            "sh".into(),
+            script.display().to_string(),
+            "{port}".into(),
+            "{dir}".into(),
+        ],
+    }
+}
+
+fn exists(p: &Path) -> bool {
+    p.is_file()
+}
+
+/// Whether `torsion web` exists and how it takes its options.
+fn torsion_web(torsion: &Path) -> Option<Server> {
+    let out = Command::new(torsion)
+        .args(["web", "--help"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let help = String::from_utf8_lossy(&out.stdout);
+    if !help.contains("--path") {
+        return None;
+    }
+    Some(Server {
+        name: "torsion web".into(),
+        argv: vec![
+            torsion.display().to_string(),
+            "--log-level".into(),
+            "warn".into(),
+            "web".into(),
+            "--path".into(),
+            "{dir}/www".into(),
+            "--listen".into(),
+            "tcp:{port}:interface=127.0.0.1".into(),
+        ],
+    })
+}
+
+fn scenarios(env: &Env) -> Vec<Scenario> {
+    let root = &env.root;
+    let bin = &env.bin;
+    let torsion = root.join("target/release/torsion");
+    let chat = root.join("target/release/examples/chat_server");
+    let hello = root.join("target/release/examples/hello_world");
+    let b = |name: &str| bin.join(name).display().to_string();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+
+    let torsion_echo = Server {
+        name: "torsion echo".into(),
+        argv: vec![
+            torsion.display().to_string(),
+            "--log-level".into(),
+            "warn".into(),
+            "echo".into(),
+            "--listen".into(),
+            "tcp:{port}:interface=127.0.0.1".into(),
+        ],
+    };
+    let tokio = |prog: &str, threads: usize, label: &str| Server {
+        name: format!(
+            "{label} ({})",
+            if threads <= 1 {
+                "current-thread"
+            } else {
+                "multi-thread, 2 workers"
+            }
+        ),
+        argv: vec![
+            b(prog),
+            "--listen".into(),
+            "127.0.0.1:{port}".into(),
+            "--threads".into(),
+            threads.to_string(),
+        ],
+    };
+    let torsion_hello = Server {
+        name: "torsion hello_world".into(),
+        argv: vec![
+            hello.display().to_string(),
+            "--listen".into(),
+            "tcp:{port}:interface=127.0.0.1".into(),
+        ],
+    };
+    // `torsion chat` where the command has it, else the chat example.
+    let chat_cmd = Command::new(&torsion)
+        .args(["chat", "--help"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let torsion_chat = if chat_cmd {
+        Server {
+            name: "torsion chat".into(),
+            argv: vec![
+                torsion.display().to_string(),
+                "--log-level".into(),
+                "warn".into(),
+                "chat".into(),
+                "--listen".into(),
+                "tcp:{port}:interface=127.0.0.1".into(),
+            ],
+        }
+    } else {
+        Server {
+            name: "torsion chat_server example".into(),
+            argv: vec![
+                chat.display().to_string(),
+                "--listen".into(),
+                "tcp:{port}:interface=127.0.0.1".into(),
+            ],
+        }
+    };
+    let web = torsion_web(&torsion);
+    let nginx = nginx_server(&env.scratch);
+    let have_nginx = Command::new("nginx").arg("-v").output().is_ok();
+    let have_wrk = Command::new("wrk").arg("--version").output().is_ok();
+
+    let mut out = Vec::new();
+    let mut add = |mut sc: Scenario, need: Vec<(bool, String)>| {
+        let missing: Vec<String> = need
+            .into_iter()
+            .filter(|(ok, _)| !ok)
+            .map(|(_, m)| m)
+            .collect();
+        if !missing.is_empty() {
+            sc.skipped = missing;
+            sc.servers.clear();
+        }
+        out.push(sc);
+    };
+    let have_torsion = (
+        exists(&torsion),
+        format!("{} is missing", torsion.display()),
+    );
+
+    add(
+        Scenario {
+            id: "echo-pingpong",
+            title: "Echo ping-pong, 100 connections, 64 B messages".into(),
+            load: Load::Bin(
+                "echo-load".into(),
+                s(&[
+                    "--addr",
+                    "127.0.0.1:{port}",
+                    "--mode",
+                    "pingpong",
+                    "-c",
+                    "100",
+                    "-s",
+                    "64",
+                    "-d",
+                    "{dur}",
+                ]),
+            ),
+            primary: Primary {
+                key: "msgs_per_s",
+                unit: "msg/s",
+                higher_is_better: true,
+            },
+            op: "message",
+            servers: vec![
+                torsion_echo.clone(),
+                tokio("tokio-echo", 1, "Tokio echo"),
+                tokio("tokio-echo", 2, "Tokio echo"),
+            ],
+            skipped: vec![],
+        },
+        vec![have_torsion.clone()],
+    );
+    add(
+        Scenario {
+            id: "echo-stream",
+            title: "Echo streaming, 1 connection, 64 KiB blocks, full duplex".into(),
+            load: Load::Bin(
+                "echo-load".into(),
+                s(&[
+                    "--addr",
+                    "127.0.0.1:{port}",
+                    "--mode",
+                    "stream",
+                    "-s",
+                    "65536",
+                    "-d",
+                    "{dur}",
+                ]),
+            ),
+            primary: Primary {
+                key: "mb_per_s",
+                unit: "MB/s",
+                higher_is_better: true,
+            },
+            op: "64 KiB block",
+            servers: vec![torsion_echo.clone(), tokio("tokio-echo", 1, "Tokio echo")],
+            skipped: vec![],
+        },
+        vec![have_torsion.clone()],
+    );
+    add(
+        Scenario {
+            id: "chat-fanout",
+            title: "Chat fan-out, 100 subscribers + 1 publisher".into(),
+            load: Load::Bin(
+                "chat-load".into(),
+                s(&["--addr", "127.0.0.1:{port}", "-k", "100", "-d", "{dur}"]),
+            ),
+            primary: Primary {
+                key: "lines_per_s",
+                unit: "lines/s",
+                higher_is_better: true,
+            },
+            op: "delivered line",
+            servers: vec![
+                torsion_chat.clone(),
+                tokio("tokio-chat", 1, "Tokio chat"),
+                {
+                    let mut s = tokio("tokio-chat", 1, "Tokio chat, one write per line");
+                    s.argv.push("--no-batch".into());
+                    s
+                },
+            ],
+            skipped: vec![],
+        },
+        vec![(
+            exists(&chat),
+            format!(
+                "{} is missing (cargo build --release --examples)",
+                chat.display()
+            ),
+        )],
+    );
+    add(
+        Scenario {
+            id: "idle-echo",
+            title: format!("Idle echo connections ({} held)", env.args.idle),
+            load: Load::Bin(
+                "idle-conns".into(),
+                s(&[
+                    "--addr",
+                    "127.0.0.1:{port}",
+                    "--pid",
+                    "{pid}",
+                    "-n",
+                    "{idle}",
+                    "--kind",
+                    "echo",
+                ]),
+            ),
+            primary: Primary {
+                key: "bytes_per_conn",
+                unit: "B/conn RSS",
+                higher_is_better: false,
+            },
+            op: "connection",
+            servers: vec![torsion_echo.clone(), tokio("tokio-echo", 1, "Tokio echo")],
+            skipped: vec![],
+        },
+        vec![have_torsion.clone()],
+    );
+    let idle_http = Scenario {
+        id: "idle-http",
+        title: format!("Idle HTTP keep-alive connections ({} held)", env.args.idle),
+        load: Load::Bin(
+            "idle-conns".into(),
+            s(&[
+                "--addr",
+                "127.0.0.1:{port}",
+                "--pid",
+                "{pid}",
+                "-n",
+                "{idle}",
+                "--kind",
+                "http",
+            ]),
+        ),
+        primary: Primary {
+            key: "bytes_per_conn",
+            unit: "B/conn RSS",
+            higher_is_better: false,
+        },
+        op: "connection",
+        servers: vec![
+            torsion_hello.clone(),
+            tokio("hyper-hello", 1, "hyper hello"),
+        ],
+        skipped: vec![],
+    };
+    let need_hello = (
+        exists(&hello),
+        format!(
+            "{} is missing (examples/hello_world.rs not written yet?)",
+            hello.display()
+        ),
+    );
+    add(idle_http, vec![need_hello.clone()]);
+    add(
+        Scenario {
+            id: "http-hello",
+            title: "HTTP hello world, keep-alive, wrk -c100".into(),
+            load: Load::Wrk {
+                connections: 100,
+                path: "/".into(),
+            },
+            primary: Primary {
+                key: "req_per_s",
+                unit: "req/s",
+                higher_is_better: true,
+            },
+            op: "request",
+            servers: vec![
+                torsion_hello,
+                tokio("hyper-hello", 1, "hyper hello"),
+                tokio("hyper-hello", 2, "hyper hello"),
+            ],
+            skipped: vec![],
+        },
+        vec![need_hello, (have_wrk, "wrk is not installed".into())],
+    );
+    let web_servers = |w: &Option<Server>| match w {
+        Some(w) => vec![w.clone(), nginx.clone()],
+        None => vec![],
+    };
+    add(
+        Scenario {
+            id: "static-4k",
+            title: "Static 4 KiB file, keep-alive, wrk -c100".into(),
+            load: Load::Wrk {
+                connections: 100,
+                path: "/small.bin".into(),
+            },
+            primary: Primary {
+                key: "req_per_s",
+                unit: "req/s",
+                higher_is_better: true,
+            },
+            op: "request",
+            servers: web_servers(&web),
+            skipped: vec![],
+        },
+        vec![
+            (
+                web.is_some(),
+                "`torsion web --path` does not exist yet".into(),
+            ),
+            (have_nginx, "nginx is not installed".into()),
+            (have_wrk, "wrk is not installed".into()),
+        ],
+    );
+    add(
+        Scenario {
+            id: "static-1g",
+            title: "Static 1 GiB file, 1 keep-alive connection, 1 MiB reads".into(),
+            load: Load::Bin(
+                "http-download".into(),
+                s(&[
+                    "--addr",
+                    "127.0.0.1:{port}",
+                    "--path",
+                    "/big.bin",
+                    "-c",
+                    "1",
+                    "-d",
+                    "{dur}",
+                ]),
+            ),
+            primary: Primary {
+                key: "mb_per_s",
+                unit: "MB/s",
+                higher_is_better: true,
+            },
+            op: "MiB",
+            servers: web_servers(&web),
+            skipped: vec![],
+        },
+        vec![
+            (
+                web.is_some(),
+                "`torsion web --path` does not exist yet".into(),
+            ),
+            (have_nginx, "nginx is not installed".into()),
+        ],
+    );
+    let timer = |name: &str, imp: &str| Server {
+        name: name.into(),
+        argv: vec!["--impl".into(), imp.into()],
+    };
+    add(
+        Scenario {
+            id: "timers",
+            title: "Timers: 1,000,000 scheduled, half cancelled, rest fired (in process, CPU 0)"
+                .into(),
+            load: Load::InProcess("timer-churn".into(), s(&["-n", "1000000"])),
+            primary: Primary {
+                key: "schedule_cancel_ms",
+                unit: "ms to schedule+cancel",
+                higher_is_better: false,
+            },
+            op: "timer",
+            servers: vec![
+                timer("torsion call_later", "torsion"),
+                timer("tokio-util DelayQueue", "tokio-delayqueue"),
+                timer("tokio spawn+sleep", "tokio-spawn"),
+            ],
+            skipped: vec![],
+        },
+        vec![],
+    );
+    out
+}
+
+fn fmt_num(v: f64) -> String {
+    if !v.is_finite() {
+        "–".into()
+    } else if v.abs() >= 100.0 {
+        let s = format!("{:.0}", v);
+        // Thousands separators for readability.
+        let (sign, digits) = s.strip_prefix('-').map(|d| ("-", d)).unwrap_or(("", &s));
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        format!("{sign}{out}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Medians of every key over runs.
+fn medians(runs: &[Figures]) -> Figures {
+    let mut keys: Vec<&String> = runs.iter().flat_map(|r| r.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .map(|k| {
+            let v: Vec<f64> = runs.iter().filter_map(|r| r.get(k).copied()).collect();
+            (k.clone(), median(&v))
+        })
+        .collect()
+}
+
+struct Outcome {
+    scenario: Scenario,
+    /// Per server: the runs that succeeded and the errors.
+    results: Vec<(Server, Vec<Figures>, Vec<String>)>,
+}
+
+fn main() {
+    let args = Args::parse();
+    let root = fs::canonicalize(&args.root).unwrap_or_else(|_| args.root.clone());
+    let bin = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let scratch = std::env::temp_dir().join(format!("torsion-bench-{}", std::process::id()));
+    if let Err(e) = fs::create_dir_all(&scratch) {
+        eprintln!("bench-runner: cannot create {}: {e}", scratch.display());
+        std::process::exit(1);
+    }
+    let mut env = Env {
+        clk_tck: procfs::clock_ticks(),
+        root,
+        bin,
+        scratch: scratch.clone(),
+        raw: String::new(),
+        args,
+    };
+    let all = scenarios(&env);
+    let wanted = |id: &str| env.args.only.is_empty() || env.args.only.iter().any(|o| o == id);
+    let selected: Vec<Scenario> = all.into_iter().filter(|s| wanted(s.id)).collect();
+    if selected
+        .iter()
+        .any(|s| s.id.starts_with("static") && !s.servers.is_empty())
+    {
+        eprintln!(
+            "writing the static files (4 KiB, 1 GiB) into {}",
+            scratch.display()
+        );
+        if let Err(e) = make_files(&scratch) {
+            eprintln!("bench-runner: cannot write the static files: {e}");
+        }
+    }
+
+    let started = Instant::now();
+    let mut outcomes = Vec::new();
+    for sc in selected {
+        eprintln!("== {} ==", sc.title);
+        for why in &sc.skipped {
+            eprintln!("  skipped: {why}");
+        }
+        let mut results: Vec<(Server, Vec<Figures>, Vec<String>)> = sc
+            .servers
+            .iter()
+            .map(|s| (s.clone(), Vec::new(), Vec::new()))
+            .collect();
+        for rep in 0..env.args.repeats {
+            for (server, runs, errors) in results.iter_mut() {
+                match env.run_once(&sc, server) {
+                    Ok(fig) => {
+                        let p = fig.get(sc.primary.key).copied().unwrap_or(f64::NAN);
+                        let cpu = fig.get("cpu_us_per_op").copied().unwrap_or(f64::NAN);
+                        eprintln!(
+                            "  run {}: {:<40} {:>12} {}   server CPU {} µs/{}",
+                            rep + 1,
+                            server.name,
+                            fmt_num(p),
+                            sc.primary.unit,
+                            fmt_num(cpu),
+                            sc.op
+                        );
+                        let _ = writeln!(
+                            env.raw,
+                            "{}\t{}\trun {}\t{}",
+                            sc.id,
+                            server.name,
+                            rep + 1,
+                            fig.iter()
+                                .map(|(k, v)| format!("{k}={v}"))
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        );
+                        runs.push(fig);
+                    }
+                    Err(e) => {
+                        eprintln!("  run {}: {} FAILED: {e}", rep + 1, server.name);
+                        let _ = writeln!(
+                            env.raw,
+                            "{}\t{}\trun {}\tFAILED {e}",
+                            sc.id,
+                            server.name,
+                            rep + 1
+                        );
+                        errors.push(e);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        }
+        outcomes.push(Outcome {
+            scenario: sc,
+            results,
+        });
+    }
+    let elapsed = started.elapsed();
+    let table = render(&env, &outcomes, elapsed);
+    println!("{table}");
+    if let Some(p) = &env.args.out {
+        if let Err(e) = fs::write(p, &table) {
+            eprintln!("bench-runner: cannot write {}: {e}", p.display());
+        }
+    }
+    if let Some(p) = &env.args.raw {
+        if let Err(e) = fs::write(p, &env.raw) {
+            eprintln!("bench-runner: cannot write {}: {e}", p.display());
+        }
+    }
+    let _ = fs::remove_dir_all(&scratch);
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 && a.is_finite() {
+        a / b
+    } else {
+        f64::NAN
+    }
+}
+
+fn render(env: &Env, outcomes: &[Outcome], elapsed: Duration) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "Medians of {} runs each, {} s of load per run; servers on CPU 0, load on CPU 1. \
+         Ratios are torsion / the peer named first in each group (throughput: higher is better \
+         for torsion; CPU per operation: lower is better). Total time {:.0} s.\n",
+        env.args.repeats,
+        env.args.duration,
+        elapsed.as_secs_f64()
+    );
+    let _ = writeln!(
+        t,
+        "| scenario | server | runs | median | unit | p50 / p99 latency | server CPU per op | ratio (figure) | ratio (CPU/op) | notes |"
+    );
+    let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|");
+    let mut targets: Vec<String> = Vec::new();
+    for o in outcomes {
+        let sc = &o.scenario;
+        if o.results.is_empty() {
+            let _ = writeln!(
+                t,
+                "| {} | *skipped: {}* | | | | | | | | |",
+                sc.title,
+                sc.skipped.join("; ")
+            );
+            continue;
+        }
+        let meds: Vec<Figures> = o.results.iter().map(|(_, runs, _)| medians(runs)).collect();
+        let reference = meds.get(1).cloned().unwrap_or_default();
+        let torsion = meds.first().cloned().unwrap_or_default();
+        for (i, ((server, runs, errors), m)) in o.results.iter().zip(&meds).enumerate() {
+            let p = m.get(sc.primary.key).copied().unwrap_or(f64::NAN);
+            let cpu = m.get("cpu_us_per_op").copied().unwrap_or(f64::NAN);
+            let lat = match (m.get("p50_us"), m.get("p99_us")) {
+                (Some(a), Some(b)) => format!("{} / {} µs", fmt_num(*a), fmt_num(*b)),
+                _ => String::new(),
+            };
+            let cpu_s = if sc.id == "timers" || sc.id.starts_with("idle") {
+                String::new()
+            } else {
+                format!("{} µs/{}", fmt_num(cpu), sc.op)
+            };
+            let (r1, r2) = if i == 0 {
+                (String::new(), String::new())
+            } else {
+                let r_fig = ratio(torsion.get(sc.primary.key).copied().unwrap_or(f64::NAN), p);
+                let r_cpu = ratio(
+                    torsion.get("cpu_us_per_op").copied().unwrap_or(f64::NAN),
+                    cpu,
+                );
+                (
+                    format!("{:.2}×", r_fig),
+                    if cpu_s.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{:.2}×", r_cpu)
+                    },
+                )
+            };
+            let runs_s = if errors.is_empty() {
+                runs.len().to_string()
+            } else {
+                format!("{} ({} failed)", runs.len(), errors.len())
+            };
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                if i == 0 { sc.title.as_str() } else { "" },
+                server.name,
+                runs_s,
+                fmt_num(p),
+                if sc.primary.higher_is_better {
+                    format!("{} (higher is better)", sc.primary.unit)
+                } else {
+                    format!("{} (lower is better)", sc.primary.unit)
+                },
+                lat,
+                cpu_s,
+                r1,
+                r2,
+                notes(sc, m)
+            );
+        }
+        targets.extend(judge(sc, &torsion, &reference, &meds));
+    }
+    if !targets.is_empty() {
+        let _ = writeln!(t, "\nTargets of issue 7 (medians of this run):\n");
+        for line in targets {
+            let _ = writeln!(t, "- {line}");
+        }
+    }
+    t
+}
+
+/// What else a row should say: timers' other phases and memory, how many
+/// idle connections were held, errors the load saw.
+fn notes(sc: &Scenario, m: &Figures) -> String {
+    let g = |k: &str| m.get(k).copied().unwrap_or(f64::NAN);
+    let mut parts = Vec::new();
+    match sc.id {
+        "timers" => parts.push(format!(
+            "fire {} ms; peak {} MiB ({} B/timer)",
+            fmt_num(g("fire_ms")),
+            fmt_num(g("peak_mib")),
+            fmt_num(g("peak_bytes_per_timer"))
+        )),
+        id if id.starts_with("idle") => parts.push(format!("{} held", fmt_num(g("held")))),
+        "echo-pingpong" => parts.push(format!("{} MB/s", fmt_num(g("mb_per_s")))),
+        "chat-fanout" => parts.push(format!("{} lines published", fmt_num(g("published")))),
+        _ => {}
+    }
+    for k in ["non_2xx", "socket_errors", "errors"] {
+        if g(k) > 0.0 {
+            parts.push(format!("{k}: {}", fmt_num(g(k))));
+        }
+    }
+    parts.join("; ")
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "**met**"
+    } else {
+        "**not met**"
+    }
+}
+
+/// The issue's targets for one scenario, judged on this run's medians.
+fn judge(sc: &Scenario, tor: &Figures, peer: &Figures, all: &[Figures]) -> Vec<String> {
+    let g = |f: &Figures, k: &str| f.get(k).copied().unwrap_or(f64::NAN);
+    let mut v = Vec::new();
+    match sc.id {
+        "echo-pingpong" => {
+            let r = ratio(g(tor, "msgs_per_s"), g(peer, "msgs_per_s"));
+            let c = ratio(g(tor, "cpu_us_per_op"), g(peer, "cpu_us_per_op"));
+            let p99 = ratio(g(tor, "p99_us"), g(peer, "p99_us"));
+            v.push(format!(
+                "Echo ping-pong ≥ 1.10× Tokio current-thread msg/s: {r:.2}× — {}",
+                verdict(r >= 1.10)
+            ));
+            v.push(format!(
+                "Echo ping-pong ≤ 0.85× Tokio CPU per message: {c:.2}× — {}",
+                verdict(c <= 0.85)
+            ));
+            v.push(format!(
+                "Echo ping-pong p99 no worse than Tokio: {} vs {} µs — {}",
+                fmt_num(g(tor, "p99_us")),
+                fmt_num(g(peer, "p99_us")),
+                verdict(p99 <= 1.0)
+            ));
+        }
+        "echo-stream" => {
+            let r = ratio(g(tor, "mb_per_s"), g(peer, "mb_per_s"));
+            v.push(format!(
+                "Echo streaming ≥ 1.10× Tokio current-thread MB/s: {r:.2}× — {}",
+                verdict(r >= 1.10)
+            ));
+        }
+        "http-hello" => {
+            let r = ratio(g(tor, "req_per_s"), g(peer, "req_per_s"));
+            let c = ratio(g(tor, "cpu_us_per_op"), g(peer, "cpu_us_per_op"));
+            v.push(format!(
+                "HTTP hello ≥ 1.10× hyper current-thread req/s: {r:.2}× — {}",
+                verdict(r >= 1.10)
+            ));
+            v.push(format!(
+                "HTTP hello ≤ 0.85× hyper CPU per request: {c:.2}× — {}",
+                verdict(c <= 0.85)
+            ));
+        }
+        "static-4k" => {
+            let r = ratio(g(tor, "req_per_s"), g(peer, "req_per_s"));
+            v.push(format!(
+                "Static 4 KiB ≥ 1.0× nginx req/s: {r:.2}× — {}",
+                verdict(r >= 1.0)
+            ));
+        }
+        "static-1g" => {
+            let r = ratio(g(tor, "mb_per_s"), g(peer, "mb_per_s"));
+            v.push(format!(
+                "Static 1 GiB ≥ 0.9× nginx MB/s: {r:.2}× — {}",
+                verdict(r >= 0.9)
+            ));
+        }
+        "chat-fanout" => {
+            let c = ratio(g(tor, "cpu_us_per_op"), g(peer, "cpu_us_per_op"));
+            v.push(format!(
+                "Chat fan-out ≤ 0.8× Tokio CPU per delivered line: {c:.2}× — {}",
+                verdict(c <= 0.8)
+            ));
+        }
+        "idle-echo" => {
+            let b = g(tor, "bytes_per_conn");
+            let held = g(tor, "held");
+            v.push(format!(
+                "Idle echo ≤ 256 B RSS per connection: {} B ({} held) — {}",
+                fmt_num(b),
+                fmt_num(held),
+                verdict(b <= 256.0 && held >= 19_000.0)
+            ));
+        }
+        "idle-http" => {
+            let b = g(tor, "bytes_per_conn");
+            let held = g(tor, "held");
+            v.push(format!(
+                "Idle HTTP keep-alive ≤ 512 B RSS per connection: {} B ({} held) — {}",
+                fmt_num(b),
+                fmt_num(held),
+                verdict(b <= 512.0 && held >= 19_000.0)
+            ));
+        }
+        "timers" => {
+            let ms = g(tor, "schedule_cancel_ms");
+            let _ = all;
+            v.push(format!(
+                "Timers: 1,000,000 scheduled and half cancelled < 1 s: {} ms (then {} ms to fire the rest; peak {} MiB) — {}",
+                fmt_num(ms),
+                fmt_num(g(tor, "fire_ms")),
+                fmt_num(g(tor, "peak_mib")),
+                verdict(ms < 1000.0)
+            ));
+        }
+        _ => {}
+    }
+    v
+}

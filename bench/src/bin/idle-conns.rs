@@ -1,0 +1,181 @@
+//! Holds N idle connections to a server and reports how much the server's
+//! resident memory grew per connection (`VmRSS` from `/proc/PID/status`).
+//!
+//! Connections come from several loopback source addresses (127.0.0.2,
+//! 127.0.0.3, ...: the whole 127/8 is local and binds without setup), each
+//! bound with socket2 before connecting, so the ephemeral ports of one
+//! source address never run out.
+//!
+//! * `echo`: a connection is idle as soon as it is accepted.
+//! * `http`: each connection first makes one keep-alive `GET` and reads the
+//!   whole response, then idles — an idle HTTP keep-alive connection.
+//!
+//! Procedure: one warm-up connection (so one-time allocations such as a
+//! shared read buffer are not charged to the rest), the server's RSS, N
+//! connections, wait until the server holds N more descriptors and its RSS
+//! is steady, the server's RSS again. Everything closes when the program
+//! exits; it never runs longer than --timeout.
+
+use clap::{Parser, ValueEnum};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+use torsion_bench::{procfs, report};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Kind {
+    /// Connect and say nothing.
+    Echo,
+    /// One keep-alive GET, then silence.
+    Http,
+}
+
+/// Measures the server's RSS growth per idle connection. Prints one
+/// `RESULT key=value ...` line.
+#[derive(Parser, Debug)]
+struct Args {
+    /// The server, e.g. 127.0.0.1:7007.
+    #[arg(long)]
+    addr: SocketAddr,
+    /// The server's process id (its /proc entry is read).
+    #[arg(long)]
+    pid: u32,
+    /// Idle connections to hold.
+    #[arg(long, short = 'n', default_value_t = 19_000)]
+    count: usize,
+    /// Loopback source addresses to spread them over (127.0.0.2 on).
+    #[arg(long, default_value_t = 4)]
+    sources: u8,
+    #[arg(long, value_enum, default_value = "echo")]
+    kind: Kind,
+    /// The request path for `http`.
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 60.0)]
+    timeout: f64,
+}
+
+fn connect_from(src: u8, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, src)), 0);
+    s.bind(&from.into())?;
+    s.connect(&to.into())?;
+    Ok(s.into())
+}
+
+/// Sends one GET and reads the response through its body.
+fn http_exchange(s: &mut TcpStream, request: &[u8], buf: &mut [u8]) -> std::io::Result<()> {
+    s.write_all(request)?;
+    let mut have = 0;
+    loop {
+        let n = s.read(&mut buf[have..])?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        have += n;
+        let text = &buf[..have];
+        if let Some(end) = text.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&text[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if have >= end + 4 + len {
+                return Ok(());
+            }
+        }
+        if have == buf.len() {
+            return Err(std::io::Error::other("response larger than the buffer"));
+        }
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let deadline = Instant::now() + Duration::from_secs_f64(args.timeout);
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: torsion-bench\r\n\r\n",
+        args.path, args.addr
+    )
+    .into_bytes();
+    let mut buf = vec![0u8; 64 * 1024];
+    let sources = args.sources.max(1);
+
+    let mut warm = connect_from(2, args.addr)?;
+    if args.kind == Kind::Http {
+        http_exchange(&mut warm, &request, &mut buf)?;
+    } else {
+        warm.write_all(b"warm-up")?;
+        warm.read_exact(&mut buf[..7])?;
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let fds_before = procfs::open_fds(args.pid)?;
+    let rss_before = procfs::rss_kib(args.pid)?;
+
+    let started = Instant::now();
+    let mut conns = Vec::with_capacity(args.count);
+    for i in 0..args.count {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let src = 2 + (i % sources as usize) as u8;
+        let mut s = match connect_from(src, args.addr) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("idle-conns: connection {i} failed: {e}");
+                break;
+            }
+        };
+        if args.kind == Kind::Http {
+            if let Err(e) = http_exchange(&mut s, &request, &mut buf) {
+                eprintln!("idle-conns: request on connection {i} failed: {e}");
+                break;
+            }
+        }
+        conns.push(s);
+    }
+    let connect_secs = started.elapsed().as_secs_f64();
+    let held = conns.len();
+
+    // Wait until the server has accepted them all and its memory settles.
+    let mut last = 0;
+    let mut steady = 0;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        let fds = procfs::open_fds(args.pid)?;
+        let rss = procfs::rss_kib(args.pid)?;
+        if fds >= fds_before + held && rss == last {
+            steady += 1;
+            if steady >= 2 {
+                break;
+            }
+        } else {
+            steady = 0;
+        }
+        last = rss;
+    }
+    let fds_after = procfs::open_fds(args.pid)?;
+    let rss_after = procfs::rss_kib(args.pid)?;
+    let grown = rss_after.saturating_sub(rss_before) as f64 * 1024.0;
+    report(&[
+        ("ops", held as f64),
+        ("held", held as f64),
+        (
+            "server_fds_added",
+            fds_after.saturating_sub(fds_before) as f64,
+        ),
+        ("rss_before_kib", rss_before as f64),
+        ("rss_after_kib", rss_after as f64),
+        (
+            "bytes_per_conn",
+            if held > 0 { grown / held as f64 } else { 0.0 },
+        ),
+        ("connect_secs", connect_secs),
+    ]);
+    drop(conns);
+    drop(warm);
+    Ok(())
+}
