@@ -26,7 +26,7 @@
 use crate::address::Address;
 use crate::connector::Connector;
 use crate::protocol::{ConnectionLost, HalfClose, Protocol};
-use crate::reactor::{DelayedCall, Inner, Reactor, Source, Task};
+use crate::reactor::{DelayedCall, Inner, Reactor, Source, Task, NOT_DISPATCHING};
 use crate::transport::{
     Producer, Transport, TransportBackend, DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER,
 };
@@ -47,6 +47,9 @@ const READS_PER_TURN: usize = 16;
 const COALESCE: usize = 16 * 1024;
 /// Chunks gathered into one `writev`.
 const IOV_MAX: usize = 64;
+/// Writes up to this size to another connection, made during a
+/// connection's `data_received`, are batched until it returns.
+const BATCH_LIMIT: usize = 16 * 1024;
 
 /// The socket of a stream connection: the standard library's socket (one
 /// descriptor, nothing more), registered with the poller by descriptor.
@@ -169,6 +172,12 @@ pub(crate) enum StreamTask {
 struct Flags {
     /// A TCP socket (else Unix).
     tcp: bool,
+    /// Queued by a batch, waiting for the dispatch to end.
+    dirty: bool,
+    /// Reading stops while the output queue is above the high-water mark.
+    throttle_reads: bool,
+    /// ... and it is, now.
+    read_throttled: bool,
     /// The protocol (or a policy) paused reading.
     paused: bool,
     /// Input may be waiting that was not read (paused, or yielded).
@@ -407,7 +416,7 @@ impl StreamConn {
                 if f.closed || f.read_eof {
                     return;
                 }
-                if !f.draining && (f.paused || f.disconnecting) {
+                if !f.draining && (f.paused || f.read_throttled || f.disconnecting) {
                     f.read_pending = true;
                     return;
                 }
@@ -433,9 +442,12 @@ impl StreamConn {
                 Ok(n) => {
                     let draining = self.io.borrow().flags.draining;
                     if !draining {
+                        let token = self.io.borrow().token;
+                        let previous = reactor.begin_dispatch(token);
                         if let Some(p) = self.protocol.borrow_mut().as_mut() {
                             p.data_received(&buf[..n]);
                         }
+                        reactor.end_dispatch(previous);
                     }
                     let full = n == buf.len();
                     reactor.return_read_buffer(buf);
@@ -476,6 +488,12 @@ impl StreamConn {
         }
     }
 
+    /// Flushes what a batch queued (see `Reactor::end_dispatch`).
+    pub(crate) fn flush_batched(self: &Rc<Self>, reactor: &Reactor) {
+        self.io.borrow_mut().flags.dirty = false;
+        self.flush(reactor);
+    }
+
     /// Writes what is queued until the kernel pushes back.
     fn flush(self: &Rc<Self>, reactor: &Reactor) {
         let then = {
@@ -495,6 +513,21 @@ impl StreamConn {
             io.out = None; // give the queue's memory back
         }
         let out_len = io.out_len();
+        if io.flags.throttle_reads {
+            let (high, low) = io
+                .extra
+                .as_ref()
+                .map_or((DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER), |e| (e.high, e.low));
+            if !io.flags.read_throttled && out_len > high {
+                io.flags.read_throttled = true;
+            } else if io.flags.read_throttled && out_len <= low {
+                io.flags.read_throttled = false;
+                if io.flags.read_pending && !io.flags.paused {
+                    io.flags.read_pending = false;
+                    self.push(reactor, self.clone(), StreamTask::Read);
+                }
+            }
+        }
         let producer = io.extra.as_ref().and_then(|e| {
             e.producer
                 .as_ref()
@@ -658,12 +691,24 @@ impl StreamConn {
                 return;
             }
             let mut written = 0;
+            let dispatching = reactor.dispatching();
             if io.out_len() == 0 && !io.flags.write_blocked {
-                match write_through(&mut io, data) {
-                    Ok(n) => written = n,
-                    Err(e) => {
-                        drop(io);
-                        return me.close_now(&reactor, ConnectionLost::from_io(e));
+                if dispatching != NOT_DISPATCHING && dispatching != io.token && total <= BATCH_LIMIT
+                {
+                    // Written from another connection's data_received (a
+                    // broadcast, a proxy): gather until that call returns,
+                    // then one writev, however many writes it made.
+                    if !io.flags.dirty {
+                        io.flags.dirty = true;
+                        reactor.mark_dirty(me.clone());
+                    }
+                } else {
+                    match write_through(&mut io, data) {
+                        Ok(n) => written = n,
+                        Err(e) => {
+                            drop(io);
+                            return me.close_now(&reactor, ConnectionLost::from_io(e));
+                        }
                     }
                 }
             }
@@ -849,7 +894,7 @@ impl TransportBackend for StreamConn {
         };
         let mut io = self.io.borrow_mut();
         io.flags.paused = false;
-        if io.flags.read_pending && !io.flags.closed {
+        if io.flags.read_pending && !io.flags.closed && !io.flags.read_throttled {
             io.flags.read_pending = false;
             drop(io);
             me.push(&reactor, me.clone(), StreamTask::Read);
@@ -891,6 +936,11 @@ impl TransportBackend for StreamConn {
     fn is_open(&self) -> bool {
         let f = &self.io.borrow().flags;
         !(f.closed || f.disconnecting)
+    }
+
+    fn pause_reading_on_backlog(&self) -> bool {
+        self.io.borrow_mut().flags.throttle_reads = true;
+        true
     }
 
     fn send_file(&self, file: &std::fs::File, offset: u64, len: usize) -> io::Result<usize> {

@@ -89,6 +89,17 @@ pub trait TransportBackend {
     /// Whether the connection is still open (not closed or closing).
     fn is_open(&self) -> bool;
 
+    /// Stops reading whenever more than the high-water mark waits to be
+    /// sent, and reads again below the low-water mark: a connection that
+    /// answers what it reads (echo, request/response) then cannot be made
+    /// to buffer without bound by a peer that sends but does not read.
+    /// Returns `false` if this kind of transport does not do it itself
+    /// ([`Transport::pause_reading_on_backlog`] then registers the
+    /// transport as its own producer, to the same effect).
+    fn pause_reading_on_backlog(&self) -> bool {
+        false
+    }
+
     /// Sends up to `len` bytes of `file` from `offset`, and says how many
     /// it took: 0 when it cannot take any now (output is queued, or the
     /// kernel's buffer is full — a pull producer is resumed when that
@@ -260,6 +271,16 @@ impl Transport {
     /// The backend, if it is a `T` (see [`TransportBackend::as_any`]).
     pub fn downcast_backend<T: 'static>(&self) -> Option<&T> {
         self.backend.as_any()?.downcast_ref()
+    }
+
+    /// Stops reading while the output queue is above its high-water mark
+    /// (see [`TransportBackend::pause_reading_on_backlog`]). A socket does
+    /// it with two flags and no allocation, which keeps an idle echo
+    /// connection small.
+    pub fn pause_reading_on_backlog(&self) {
+        if !self.backend.pause_reading_on_backlog() {
+            self.register_producer(Rc::new(self.clone()), true);
+        }
     }
 
     /// Sends up to `len` bytes of `file` from `offset`; see

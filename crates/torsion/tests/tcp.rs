@@ -754,3 +754,113 @@ fn send_file_past_the_end_of_the_file_is_an_error_not_a_zero() {
         std::io::ErrorKind::UnexpectedEof
     );
 }
+
+#[test]
+fn writes_to_other_connections_during_data_received_go_out_as_one_batch() {
+    // A broadcast: connection A's data_received writes 100 lines to B.
+    // They wait in B's queue until A's call returns, then leave together.
+    let reactor = Reactor::new().unwrap();
+    let transports: Rc<RefCell<Vec<Transport>>> = Rc::default();
+    let queued_during = Rc::new(Cell::new(0usize));
+    let ts = transports.clone();
+    let q = queued_during.clone();
+    let log = Log::default();
+    let l = log.clone();
+    let (_port, addr) = listen(&reactor, move || {
+        let (ts, q) = (ts.clone(), q.clone());
+        let ts2 = ts.clone();
+        Scripted::new(&l)
+            .made(move |t| ts.borrow_mut().push(t.clone()))
+            .data(move |_, _| {
+                let b = ts2.borrow()[1].clone();
+                for i in 0..100 {
+                    b.write(format!("line {i}\n").as_bytes());
+                }
+                q.set(b.buffered());
+            })
+    });
+    let mut a = client(addr);
+    spin_until(&reactor, || transports.borrow().len() == 1);
+    let b = client(addr);
+    spin_until(&reactor, || transports.borrow().len() == 2);
+    a.write_all(b"go").unwrap();
+    spin_until(&reactor, || queued_during.get() > 0);
+    let expected: String = (0..100).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(
+        queued_during.get(),
+        expected.len(),
+        "the lines were not batched"
+    );
+    assert_eq!(
+        transports.borrow()[1].buffered(),
+        0,
+        "the batch was not flushed"
+    );
+    let reader = thread::spawn(move || {
+        let mut b = b;
+        let mut got = vec![0u8; expected.len()];
+        b.read_exact(&mut got).unwrap();
+        String::from_utf8(got).unwrap() == expected
+    });
+    spin_until(&reactor, || reader.is_finished());
+    assert!(reader.join().unwrap());
+}
+
+#[test]
+fn pause_reading_on_backlog_bounds_an_echo_to_a_client_that_does_not_read() {
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let transports: Rc<RefCell<Vec<Transport>>> = Rc::default();
+    let ts = transports.clone();
+    let max_queued = Rc::new(Cell::new(0usize));
+    let m = max_queued.clone();
+    let (_port, addr) = listen(&reactor, move || {
+        let ts = ts.clone();
+        let m = m.clone();
+        let mut s = Scripted::new(&l).quiet().made(move |t| {
+            t.pause_reading_on_backlog();
+            ts.borrow_mut().push(t.clone());
+        });
+        s.on_data = Box::new(move |t, d| {
+            t.write(d);
+            m.set(m.get().max(t.buffered()));
+        });
+        s
+    });
+    let total = 16 << 20;
+    let (tx, rx) = mpsc::channel::<()>();
+    let writer = thread::spawn(move || {
+        let mut s = client(addr);
+        let mut r = s.try_clone().unwrap();
+        let reader = thread::spawn(move || {
+            rx.recv().unwrap(); // read nothing until told
+            let mut buf = vec![0u8; 1 << 16];
+            let mut n = 0;
+            while n < total {
+                n += r.read(&mut buf).unwrap();
+            }
+            n
+        });
+        s.write_all(&vec![3u8; total]).unwrap();
+        reader.join().unwrap()
+    });
+    spin_until(&reactor, || !transports.borrow().is_empty());
+    // The client keeps sending without reading; the server stops reading
+    // once its queue passes the high-water mark.
+    for _ in 0..100 {
+        reactor.iterate(Some(Duration::from_millis(5))).unwrap();
+    }
+    assert!(
+        max_queued.get() > torsion::DEFAULT_HIGH_WATER,
+        "never backed up"
+    );
+    assert!(
+        max_queued.get() <= torsion::DEFAULT_HIGH_WATER + 64 * 1024,
+        "queued {} bytes",
+        max_queued.get()
+    );
+    tx.send(()).unwrap();
+    spin_until(&reactor, || writer.is_finished());
+    assert_eq!(writer.join().unwrap(), total);
+}

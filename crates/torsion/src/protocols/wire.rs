@@ -26,8 +26,9 @@ pub fn system_clock() -> WallClock {
     Rc::new(SystemTime::now)
 }
 
-/// RFC 862 echo: every byte comes back. The connection is its own
-/// producer, so a client that does not read is not read from either.
+/// RFC 862 echo: every byte comes back. Reading pauses while the answer
+/// backs up ([`Transport::pause_reading_on_backlog`]), so a client that
+/// does not read is not read from either.
 ///
 /// ```
 /// use torsion::protocols::wire::Echo;
@@ -46,7 +47,7 @@ pub struct Echo {
 
 impl Protocol for Echo {
     fn connection_made(&mut self, transport: Transport) {
-        transport.register_producer(Rc::new(ReadSide(transport.clone())), true);
+        transport.pause_reading_on_backlog();
         self.transport = Some(transport);
     }
 

@@ -208,7 +208,14 @@ pub(crate) struct Inner {
     tasks: RefCell<Slab<Rc<executor::SpawnedTask>>>,
     /// The pool behind `task::defer_to_thread`, made on first use.
     pool: RefCell<Option<crate::task::ThreadPool>>,
+    /// The token of the connection whose `data_received` runs now.
+    dispatching: Cell<usize>,
+    /// Connections written to during that call, to flush when it returns.
+    dirty: RefCell<Vec<Rc<StreamConn>>>,
 }
+
+/// No connection is being dispatched.
+pub(crate) const NOT_DISPATCHING: usize = usize::MAX;
 
 /// A single-threaded event loop. Clone it to hand it around: every clone
 /// is the same reactor.
@@ -278,6 +285,8 @@ impl Reactor {
                 continuations: RefCell::new(Slab::new()),
                 tasks: RefCell::new(Slab::new()),
                 pool: RefCell::new(None),
+                dispatching: Cell::new(NOT_DISPATCHING),
+                dirty: RefCell::new(Vec::new()),
             }),
         })
     }
@@ -746,6 +755,39 @@ impl Reactor {
     }
 
     // ---- for the transports -------------------------------------------
+
+    /// Marks the start of a connection's `data_received`; returns what to
+    /// hand [`end_dispatch`](Self::end_dispatch).
+    pub(crate) fn begin_dispatch(&self, token: usize) -> usize {
+        self.inner.dispatching.replace(token)
+    }
+
+    /// The connection whose `data_received` runs now, if any.
+    pub(crate) fn dispatching(&self) -> usize {
+        self.inner.dispatching.get()
+    }
+
+    /// Marks the end of a `data_received`: what it wrote to other
+    /// connections goes out now, one gathering write per connection.
+    pub(crate) fn end_dispatch(&self, previous: usize) {
+        self.inner.dispatching.set(previous);
+        if previous != NOT_DISPATCHING {
+            return;
+        }
+        loop {
+            let dirty = std::mem::take(&mut *self.inner.dirty.borrow_mut());
+            if dirty.is_empty() {
+                return;
+            }
+            for conn in dirty {
+                conn.flush_batched(self);
+            }
+        }
+    }
+
+    pub(crate) fn mark_dirty(&self, conn: Rc<StreamConn>) {
+        self.inner.dirty.borrow_mut().push(conn);
+    }
 
     pub(crate) fn registry(&self) -> &mio::Registry {
         &self.inner.registry
