@@ -1,0 +1,201 @@
+//! HTTPS: `torsion web --listen ssl:...` with curl as the client, and
+//! `torsion echo` over an `ssl:` endpoint with Python's `ssl` module. The CA
+//! and the server's certificate are made with the `openssl` command when
+//! the test runs: no key material is committed.
+
+mod support;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+use support::{first_difference, random_bytes, run_bounded, Server, BIN};
+
+/// A directory of its own with a throwaway CA and a certificate for
+/// localhost and 127.0.0.1; removed on drop.
+struct Pki(PathBuf);
+
+impl Pki {
+    fn new(name: &str) -> Pki {
+        let dir = std::env::temp_dir().join(format!("torsion-tls-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("www")).unwrap();
+        let pki = Pki(dir);
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        pki.openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=torsion test CA",
+                ],
+            ]
+            .concat(),
+        );
+        pki.openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=localhost",
+                ],
+            ]
+            .concat(),
+        );
+        fs::write(
+            pki.path("ext.cnf"),
+            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        )
+        .unwrap();
+        pki.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        pki
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&self.0)
+            .output()
+            .expect("openssl runs (.ci/run installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+
+    fn endpoint(&self) -> String {
+        format!(
+            "ssl:0:interface=127.0.0.1:privateKey={}:certKey={}",
+            self.path("server.key").display(),
+            self.path("server.pem").display()
+        )
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn curl(args: &[&str]) -> support::Output {
+    run_bounded(
+        Command::new("curl")
+            .args(["--silent", "--show-error"])
+            .args(args),
+    )
+}
+
+#[test]
+fn curl_fetches_a_file_over_https_byte_exact() {
+    let pki = Pki::new("web");
+    let blob = random_bytes(11, 3 << 20);
+    fs::write(pki.path("www/blob.bin"), &blob).unwrap();
+    let www = pki.path("www");
+    let endpoint = pki.endpoint();
+    let server = Server::start(
+        Command::new(BIN)
+            .args(["web", "--listen", &endpoint, "--path"])
+            .arg(&www),
+        1,
+    );
+    let port = server.addr().port();
+    let url = format!("https://localhost:{port}/blob.bin");
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let out_file = pki.path("got.bin");
+    let got = curl(&[
+        "--cacert",
+        pki.path("ca.pem").to_str().unwrap(),
+        "--resolve",
+        &resolve,
+        "--output",
+        out_file.to_str().unwrap(),
+        "--write-out",
+        "%{http_code} %{ssl_verify_result}",
+        &url,
+    ]);
+    assert!(got.status.success(), "curl failed: {}", got.stderr);
+    assert_eq!(got.stdout, "200 0");
+    let body = fs::read(&out_file).unwrap();
+    assert_eq!(body.len(), blob.len());
+    assert!(
+        body == blob,
+        "bytes differ at {:?}",
+        first_difference(&body, &blob)
+    );
+
+    // Without the CA, curl refuses the certificate.
+    let refused = curl(&["--resolve", &resolve, "--output", "/dev/null", &url]);
+    assert!(!refused.status.success());
+}
+
+#[test]
+fn echo_over_an_ssl_endpoint_talks_to_pythons_ssl_module() {
+    let pki = Pki::new("echo");
+    let endpoint = pki.endpoint();
+    let server = Server::start(Command::new(BIN).args(["echo", "--listen", &endpoint]), 1);
+    let port = server.addr().port();
+    // Python's own TLS stack, verifying the name and the CA, TLS 1.3 only.
+    let script = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+with socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(b"ping over tls\n" * 1000)
+        got = b""
+        while len(got) < 14000:
+            chunk = tls.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        print(tls.version(), got == b"ping over tls\n" * 1000)
+"#;
+    let out = run_bounded(
+        Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(pki.path("ca.pem"))
+            .arg(port.to_string()),
+    );
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "TLSv1.3 True");
+}
