@@ -16,7 +16,9 @@
 //! schedules that loop for the reactor's next step with `call_soon`, so a
 //! resource's callback is never re-entered by the next request.
 
-use crate::h1::{Event, Output, RequestHead, ResponseHead, SendError, ServerConnection};
+use crate::h1::server_name;
+use crate::h1::{Event, Output, RequestHead, SendError, ServerConnection};
+use crate::limits::Limits;
 use crate::request::{Parts, Request};
 use crate::site::Site;
 use crate::static_files::CHUNK;
@@ -45,6 +47,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// closes.
 pub struct HttpFactory {
     site: Rc<Site>,
+    /// The site's limits and `Server` name, shared by its connections.
+    limits: Rc<Limits>,
+    server: Option<Rc<str>>,
     reactor: Reactor,
     registry: Rc<Registry>,
 }
@@ -68,7 +73,11 @@ impl HttpFactory {
                 registry.begin_shutdown(guard, &r);
             }
         });
+        let limits = Rc::new(site.get_limits().clone());
+        let server = site.server().and_then(server_name);
         HttpFactory {
+            limits,
+            server,
             site: Rc::new(site),
             reactor,
             registry,
@@ -83,11 +92,8 @@ impl HttpFactory {
         }
         let _ = peer;
         let now = self.reactor.now();
-        let limits = self.site.get_limits().clone();
-        let mut conn = ServerConnection::new(limits, now);
-        if let Some(name) = self.site.server() {
-            conn = conn.with_server(name);
-        }
+        let conn = ServerConnection::with_shared_limits(self.limits.clone(), now)
+            .with_shared_server(self.server.clone());
         let shared = Rc::new_cyclic(|me| ChannelShared {
             me: me.clone(),
             site: self.site.clone(),
@@ -101,6 +107,8 @@ impl HttpFactory {
             dispatching: Cell::new(false),
             process_queued: Cell::new(false),
             reading_paused: Cell::new(false),
+            read_at: Cell::new(None),
+            addresses: RefCell::new(None),
         });
         self.registry
             .live
@@ -205,7 +213,8 @@ pub(crate) struct ChannelShared {
     registry: Weak<Registry>,
     transport: RefCell<Option<Transport>>,
     conn: RefCell<ServerConnection>,
-    /// The armed timer and the deadline it is for.
+    /// The armed timer and when it fires: at or before the connection's
+    /// deadline.
     timer: RefCell<Option<(DelayedCall, Instant)>>,
     /// The request whose body is being read.
     building: RefCell<Option<(Box<RequestHead>, Vec<u8>)>>,
@@ -214,6 +223,12 @@ pub(crate) struct ChannelShared {
     dispatching: Cell<bool>,
     process_queued: Cell<bool>,
     reading_paused: Cell<bool>,
+    /// The time of the read being handled, while its requests are
+    /// answered: a response finished in its render takes its time from
+    /// the read instead of asking the clock again.
+    read_at: Cell<Option<Instant>>,
+    /// The peer's and this end's addresses, once a request asked.
+    addresses: RefCell<Option<Box<(Address, Address)>>>,
 }
 
 impl ChannelShared {
@@ -225,13 +240,25 @@ impl ChannelShared {
         self.transport.borrow().clone()
     }
 
+    /// The peer's and this end's addresses, asked of the transport once
+    /// per connection (each ask is a system call).
+    fn addresses(&self, t: &Transport) -> (Address, Address) {
+        let mut cached = self.addresses.borrow_mut();
+        cached
+            .get_or_insert_with(|| Box::new((t.peer(), t.host())))
+            .as_ref()
+            .clone()
+    }
+
     fn data_received(&self, data: &[u8]) {
         let Some(mut t) = self.transport() else {
             return;
         };
         let now = self.reactor.now();
         self.conn.borrow_mut().receive(data, now, &mut t);
+        self.read_at.set(Some(now));
         self.process();
+        self.read_at.set(None);
     }
 
     /// Turns the connection's events into requests and renders them, in
@@ -269,6 +296,7 @@ impl ChannelShared {
                     return;
                 };
                 let head = *head;
+                let (client, local) = self.addresses(&t);
                 let request = Request::new(
                     Parts {
                         method: head.method,
@@ -280,8 +308,8 @@ impl ChannelShared {
                         trailers,
                         content,
                         host: head.host,
-                        client: t.peer(),
-                        local: t.host(),
+                        client,
+                        local,
                     },
                     self.me.clone(),
                 );
@@ -330,7 +358,12 @@ impl ChannelShared {
             return;
         };
         if let Some((call, at)) = timer.as_mut() {
-            if *at == deadline && call.active() {
+            // A timer due at or before the deadline stays as it is: if it
+            // fires early, `on_timeout` finds nothing due and arms it
+            // again for the deadline then. A busy keep-alive connection,
+            // whose idle deadline moves later with every request, so
+            // never touches the timer queue.
+            if *at <= deadline && call.active() {
                 return;
             }
             let delay = deadline.saturating_duration_since(self.reactor.now());
@@ -366,19 +399,29 @@ impl ChannelShared {
 
     // ---- for requests ------------------------------------------------
 
-    pub(crate) fn send_head(&self, request: &Request, head: ResponseHead) {
+    pub(crate) fn send_head(&self, request: &Request) {
         let Some(mut t) = self.transport() else {
             return;
         };
-        self.start_response(request, head, &mut t);
+        self.start_response(request, &mut t);
     }
 
     /// Sends the response head to `out`; a head the connection refuses
     /// (a bad status or length) is logged and the connection aborted.
-    fn start_response(&self, request: &Request, head: ResponseHead, out: &mut dyn Output) -> bool {
-        let sent = self.conn.borrow_mut().send_response(head, out);
+    fn start_response(&self, request: &Request, out: &mut dyn Output) -> bool {
+        // Encoded into a buffer of its own while the request's response
+        // is borrowed, then written once the borrow has ended.
+        let mut head = Vec::new();
+        let sent = request.with_head(|status, reason, headers| {
+            self.conn
+                .borrow_mut()
+                .send_response_parts(status, reason, headers, &mut head)
+        });
         match sent {
-            Ok(()) => true,
+            Ok(()) => {
+                out.write_owned(head);
+                true
+            }
             Err(SendError::Closed) => false,
             Err(e) => {
                 tracing::error!(uri = %request.uri(), error = %e, "invalid response; closing the connection");
@@ -390,15 +433,13 @@ impl ChannelShared {
 
     /// Sends a piece of body, after the head if it has not gone yet: the
     /// two leave in one gathering write.
-    pub(crate) fn send_data(&self, request: &Request, head: Option<ResponseHead>, data: &[u8]) {
+    pub(crate) fn send_data(&self, request: &Request, head: bool, data: &[u8]) {
         let Some(mut t) = self.transport() else {
             return;
         };
         let mut out = HeadWithBody::new(&mut t);
-        if let Some(head) = head {
-            if !self.start_response(request, head, &mut out) {
-                return;
-            }
+        if head && !self.start_response(request, &mut out) {
+            return;
         }
         self.send_framed(request, data, &mut out);
         out.flush();
@@ -421,7 +462,7 @@ impl ChannelShared {
     pub(crate) fn send_file(
         &self,
         request: &Request,
-        head: Option<ResponseHead>,
+        head: bool,
         file: &std::fs::File,
         offset: u64,
         len: usize,
@@ -429,10 +470,8 @@ impl ChannelShared {
         let Some(mut t) = self.transport() else {
             return Ok(0);
         };
-        if let Some(head) = head {
-            if !self.start_response(request, head, &mut t) {
-                return Ok(0);
-            }
+        if head && !self.start_response(request, &mut t) {
+            return Ok(0);
         }
         if len == 0 || t.buffered() > 0 || !t.is_open() {
             return Ok(0);
@@ -475,7 +514,7 @@ impl ChannelShared {
         self.site.log_access(request);
         let t = self.transport();
         if let Some(mut t) = t.clone() {
-            let now = self.reactor.now();
+            let now = self.read_at.get().unwrap_or_else(|| self.reactor.now());
             let finished = self.conn.borrow_mut().finish(now, &mut t);
             match finished {
                 Ok(()) | Err(SendError::Closed) | Err(SendError::NotStarted) => {}
@@ -584,6 +623,16 @@ impl<'a> HeadWithBody<'a> {
 }
 
 impl Output for HeadWithBody<'_> {
+    fn write_owned(&mut self, buf: Vec<u8>) {
+        if !self.started {
+            // The head, kept as it is.
+            self.started = true;
+            self.head = Some(buf);
+            return;
+        }
+        self.write_all(&[&buf]);
+    }
+
     fn write_all(&mut self, bufs: &[&[u8]]) {
         if !self.started {
             // The first write is the head.

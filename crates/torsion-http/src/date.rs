@@ -13,9 +13,10 @@ thread_local! {
     static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
 }
 
-/// The current time as an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`),
-/// cached for the second.
-pub(crate) fn http_date_now() -> String {
+/// Appends the current time as an HTTP date
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`) to `buf`, from the value cached for
+/// the second.
+pub(crate) fn push_http_date(buf: &mut Vec<u8>) {
     let now = SystemTime::now();
     let secs = now
         .duration_since(UNIX_EPOCH)
@@ -26,8 +27,16 @@ pub(crate) fn http_date_now() -> String {
         if c.0 != secs {
             *c = (secs, httpdate::fmt_http_date(now));
         }
-        c.1.clone()
+        buf.extend_from_slice(c.1.as_bytes());
     })
+}
+
+/// The current time as an HTTP date, cached for the second.
+#[cfg(test)]
+pub(crate) fn http_date_now() -> String {
+    let mut buf = Vec::new();
+    push_http_date(&mut buf);
+    String::from_utf8(buf).expect("an HTTP date is ASCII")
 }
 
 /// Civil (year, month, day) of a count of days since 1970-01-01 in the

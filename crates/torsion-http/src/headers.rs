@@ -132,15 +132,26 @@ pub enum InvalidHeader {
 }
 
 /// Whether `b` is a `tchar` (RFC 9110 §5.6.2).
-pub(crate) fn is_tchar(b: u8) -> bool {
+pub(crate) const fn is_tchar(b: u8) -> bool {
     matches!(b,
         b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' |
         b'^' | b'_' | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
 }
 
+/// [`is_tchar`] of every byte, as a table.
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_tchar(b as u8);
+        b += 1;
+    }
+    table
+};
+
 /// Whether `s` is a non-empty token.
 pub(crate) fn is_token(s: &[u8]) -> bool {
-    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
+    !s.is_empty() && s.iter().all(|&b| TCHAR[usize::from(b)])
 }
 
 /// Whether `v` may be sent as a field value: no control characters but
@@ -167,7 +178,40 @@ pub(crate) fn is_field_value(v: &[u8]) -> bool {
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    entries: Vec<(String, Vec<u8>)>,
+    entries: Vec<Field>,
+}
+
+/// One field: its name and value in a single allocation.
+#[derive(Clone, PartialEq, Eq)]
+struct Field {
+    /// The name's bytes (copied from a `str`), then the value's.
+    bytes: Box<[u8]>,
+    name_len: usize,
+}
+
+impl Field {
+    fn new(name: &str, value: &[u8]) -> Field {
+        let mut bytes = Vec::with_capacity(name.len() + value.len());
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.extend_from_slice(value);
+        Field {
+            bytes: bytes.into_boxed_slice(),
+            name_len: name.len(),
+        }
+    }
+
+    fn name(&self) -> &str {
+        // Copied whole from a `str` in `new`: this cannot fail.
+        std::str::from_utf8(&self.bytes[..self.name_len]).unwrap_or_default()
+    }
+
+    fn value(&self) -> &[u8] {
+        &self.bytes[self.name_len..]
+    }
+
+    fn is(&self, name: &str) -> bool {
+        self.bytes[..self.name_len].eq_ignore_ascii_case(name.as_bytes())
+    }
 }
 
 impl Headers {
@@ -179,58 +223,47 @@ impl Headers {
     /// Adds a field, keeping any others of the same name.
     pub fn append(
         &mut self,
-        name: impl Into<String>,
+        name: impl AsRef<str>,
         value: impl AsRef<[u8]>,
     ) -> Result<(), InvalidHeader> {
-        let name = name.into();
+        let name = name.as_ref();
         let value = value.as_ref();
-        if !is_token(name.as_bytes()) {
-            return Err(InvalidHeader::Name { name });
-        }
-        if !is_field_value(value) {
-            return Err(InvalidHeader::Value { name });
-        }
-        self.entries.push((name, value.to_vec()));
+        check(name, value)?;
+        self.entries.push(Field::new(name, value));
         Ok(())
     }
 
     /// Replaces every field named `name` with one field.
     pub fn set(
         &mut self,
-        name: impl Into<String>,
+        name: impl AsRef<str>,
         value: impl AsRef<[u8]>,
     ) -> Result<(), InvalidHeader> {
-        let name = name.into();
+        let name = name.as_ref();
         let value = value.as_ref();
-        if !is_token(name.as_bytes()) {
-            return Err(InvalidHeader::Name { name });
-        }
-        if !is_field_value(value) {
-            return Err(InvalidHeader::Value { name });
-        }
-        self.remove(&name);
-        self.entries.push((name, value.to_vec()));
+        check(name, value)?;
+        self.remove(name);
+        self.entries.push(Field::new(name, value));
         Ok(())
     }
 
     /// Adds a field the parser already validated.
     pub(crate) fn push_unchecked(&mut self, name: &str, value: &[u8]) {
-        self.entries.push((name.to_string(), value.to_vec()));
+        self.entries.push(Field::new(name, value));
     }
 
     /// Removes every field named `name`; returns whether there was one.
     pub fn remove(&mut self, name: &str) -> bool {
-        let before = self.entries.len();
-        self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self.entries.len() != before
+        if !self.contains(name) {
+            return false;
+        }
+        self.entries.retain(|f| !f.is(name));
+        true
     }
 
     /// The first value of `name` as raw bytes.
     pub fn get_bytes(&self, name: &str) -> Option<&[u8]> {
-        self.entries
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        self.entries.iter().find(|f| f.is(name)).map(Field::value)
     }
 
     /// The first value of `name`, if it is valid UTF-8.
@@ -249,16 +282,13 @@ impl Headers {
     pub fn get_all_bytes<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.entries
             .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+            .filter(move |f| f.is(name))
+            .map(Field::value)
     }
 
     /// How many fields are named `name`.
     pub fn count(&self, name: &str) -> usize {
-        self.entries
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .count()
+        self.entries.iter().filter(|f| f.is(name)).count()
     }
 
     /// Whether a field named `name` is present.
@@ -268,7 +298,14 @@ impl Headers {
 
     /// Every field, in order, as (name, value).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+        self.entries.iter().map(|f| (f.name(), f.value()))
+    }
+
+    /// Every field, in order, as raw (name, value) bytes.
+    pub(crate) fn iter_bytes(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.entries
+            .iter()
+            .map(|f| (&f.bytes[..f.name_len], f.value()))
     }
 
     /// The number of fields.
@@ -284,13 +321,11 @@ impl Headers {
     /// Whether the comma-separated list in every `name` field holds
     /// `token` (case-insensitively), as in `Connection: keep-alive, close`.
     pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.entries
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .any(|(_, v)| {
-                v.split(|&b| b == b',')
-                    .any(|item| trim_ows(item).eq_ignore_ascii_case(token.as_bytes()))
-            })
+        self.entries.iter().filter(|f| f.is(name)).any(|f| {
+            f.value()
+                .split(|&b| b == b',')
+                .any(|item| trim_ows(item).eq_ignore_ascii_case(token.as_bytes()))
+        })
     }
 }
 
@@ -300,10 +335,25 @@ impl fmt::Debug for Headers {
             .entries(
                 self.entries
                     .iter()
-                    .map(|(n, v)| (n, String::from_utf8_lossy(v))),
+                    .map(|f| (f.name(), String::from_utf8_lossy(f.value()))),
             )
             .finish()
     }
+}
+
+/// Checks a field an application gives.
+fn check(name: &str, value: &[u8]) -> Result<(), InvalidHeader> {
+    if !is_token(name.as_bytes()) {
+        return Err(InvalidHeader::Name {
+            name: name.to_string(),
+        });
+    }
+    if !is_field_value(value) {
+        return Err(InvalidHeader::Value {
+            name: name.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Trims optional whitespace (SP and HTAB) from both ends.
@@ -349,6 +399,13 @@ mod tests {
         assert!(h.has_token("CONNECTION", "keep-alive"));
         assert!(h.has_token("connection", "close"));
         assert!(!h.has_token("connection", "clos"));
+    }
+
+    #[test]
+    fn tchar_table_agrees() {
+        for b in 0..=255u8 {
+            assert_eq!(is_token(&[b]), is_tchar(b), "{b}");
+        }
     }
 
     #[test]

@@ -11,7 +11,6 @@
 
 use crate::channel::ChannelShared;
 use crate::cookie::{parse_cookie_header, Cookie, InvalidCookie};
-use crate::h1::ResponseHead;
 use crate::headers::{Headers, InvalidHeader, Method, Version};
 use crate::text::{html_escape, parse_urlencoded, percent_decode};
 use std::cell::{OnceCell, RefCell};
@@ -95,6 +94,19 @@ pub(crate) struct Parts {
     pub(crate) local: Address,
 }
 
+/// `n` in decimal, written at the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
 /// Splits a raw path into decoded segments, Twisted's `postpath`: `/` is
 /// `[""]`, `/a/b/` is `["a", "b", ""]`. A `%2F` decodes to a `/` inside
 /// one segment, never to a separator.
@@ -110,21 +122,21 @@ pub(crate) fn split_segments(path: &str) -> Vec<String> {
 }
 
 impl Response {
-    /// Marks the response started; the head to send, if it was not yet.
-    fn start(&mut self) -> Option<ResponseHead> {
-        if self.started {
-            return None;
-        }
-        self.started = true;
-        Some(ResponseHead {
-            status: self.code,
-            custom_reason: self.reason.clone(),
-            headers: self.headers.clone(),
-        })
+    /// Marks the response started; whether its head is still to be sent
+    /// (it was not started before).
+    fn start(&mut self) -> bool {
+        !std::mem::replace(&mut self.started, true)
     }
 }
 
 impl Request {
+    /// Calls `f` with the response's status, custom reason and header
+    /// fields, to send them as its head.
+    pub(crate) fn with_head<R>(&self, f: impl FnOnce(u16, Option<&str>, &Headers) -> R) -> R {
+        let r = self.inner.response.borrow();
+        f(r.code, r.reason.as_deref(), &r.headers)
+    }
+
     pub(crate) fn new(parts: Parts, channel: Weak<ChannelShared>) -> Request {
         let postpath = split_segments(&parts.path);
         Request {
@@ -549,8 +561,8 @@ impl Request {
             r.start()
         };
         if let Some(channel) = self.inner.channel.upgrade() {
-            if let Some(head) = head {
-                channel.send_head(self, head);
+            if head {
+                channel.send_head(self);
             }
             channel.finish(self);
         }
@@ -566,7 +578,10 @@ impl Request {
         {
             let mut r = self.inner.response.borrow_mut();
             if !r.started && !matches!(r.code, 204 | 304) {
-                let _ = r.headers.set("Content-Length", body.len().to_string());
+                let mut digits = [0u8; 20];
+                let _ = r
+                    .headers
+                    .set("Content-Length", decimal(body.len() as u64, &mut digits));
             }
         }
         self.write(body);
@@ -702,6 +717,10 @@ mod tests {
     #[test]
     fn segments() {
         assert_eq!(split_segments("/"), vec![""]);
+        let mut buf = [0u8; 20];
+        assert_eq!(decimal(0, &mut buf), b"0");
+        assert_eq!(decimal(13, &mut buf), b"13");
+        assert_eq!(decimal(u64::MAX, &mut buf), u64::MAX.to_string().as_bytes());
         assert_eq!(split_segments("/a/b/"), vec!["a", "b", ""]);
         assert_eq!(split_segments("/a%2Fb/%2e%2e"), vec!["a/b", ".."]);
         assert_eq!(split_segments("*"), Vec::<String>::new());

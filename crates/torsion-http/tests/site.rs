@@ -475,6 +475,45 @@ fn idle_connection_is_closed_after_the_idle_timeout() {
 }
 
 #[test]
+fn each_request_restarts_the_idle_timeout() {
+    // The timer armed for the first idle period fires before the second
+    // one ends: it must arm itself again, not close the connection.
+    let mut h = harness(hello_site());
+    h.get("/hello");
+    h.advance(Duration::from_secs(30));
+    h.get("/hello");
+    h.st.clear();
+    h.advance(Duration::from_secs(59));
+    assert!(!h.st.lose_connection_called());
+    h.advance(Duration::from_secs(1));
+    assert!(h.st.lose_connection_called());
+    assert!(h.st.value().is_empty(), "closed without a word");
+}
+
+#[test]
+fn a_slow_head_after_an_idle_wait_gets_408() {
+    let mut h = harness_site(
+        |root| {
+            Site::new(root).limits(Limits {
+                head_timeout: Duration::from_secs(10),
+                ..Limits::default()
+            })
+        },
+        hello_site(),
+    );
+    h.get("/hello");
+    h.st.clear();
+    h.advance(Duration::from_secs(20));
+    h.send(b"GET /hello HTTP/1.1\r\n");
+    h.advance(Duration::from_secs(9));
+    assert!(h.st.value().is_empty());
+    assert!(!h.st.lose_connection_called());
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.response().status, 408);
+    assert!(h.st.lose_connection_called());
+}
+
+#[test]
 fn slowloris_head_gets_408_after_the_head_timeout() {
     let mut h = harness_site(
         |root| {

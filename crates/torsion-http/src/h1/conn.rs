@@ -31,10 +31,11 @@
 
 use super::parse::{BodyLength, ParseError, Parser, RequestHead, Step};
 use super::response::{reason_phrase, Output, ResponseHead};
-use crate::date::http_date_now;
+use crate::date::push_http_date;
 use crate::headers::{is_field_value, Headers, Method, Version};
 use crate::limits::Limits;
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::time::Instant;
 use thiserror::Error;
 
@@ -112,6 +113,51 @@ pub enum SendError {
     },
 }
 
+/// The events waiting for [`ServerConnection::poll_event`], in order.
+///
+/// The first two (a request and its end, for a request without a body)
+/// are held inline: the usual request allocates no queue, and an idle
+/// connection holds none.
+#[derive(Default)]
+struct EventQueue {
+    /// `None` only when the queue is empty.
+    first: Option<Event>,
+    /// `None` only when the queue holds at most one event.
+    second: Option<Event>,
+    /// The rest, boxed: every connection holds this queue, and nearly
+    /// all of them only ever need the pointer's 8 bytes, not a
+    /// `VecDeque`'s 32.
+    #[allow(clippy::box_collection)]
+    rest: Option<Box<VecDeque<Event>>>,
+}
+
+impl EventQueue {
+    fn push_back(&mut self, e: Event) {
+        if self.first.is_none() {
+            self.first = Some(e);
+        } else if self.second.is_none() {
+            self.second = Some(e);
+        } else {
+            self.rest.get_or_insert_with(Box::default).push_back(e);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Event> {
+        let e = self.first.take();
+        self.first = self.second.take();
+        self.second = self.rest.as_mut().and_then(|r| r.pop_front());
+        e
+    }
+
+    fn clear(&mut self) {
+        self.first = None;
+        self.second = None;
+        // Events beyond two come from request bodies; an idle connection
+        // gives their room back.
+        self.rest = None;
+    }
+}
+
 /// How a response body is delimited on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
@@ -172,10 +218,11 @@ enum Writing {
 /// ```
 pub struct ServerConnection {
     parser: Parser,
-    limits: Limits,
-    server: Option<String>,
+    /// Shared with the parser, and by a site with all its connections.
+    limits: Rc<Limits>,
+    server: Option<Rc<str>>,
     date: bool,
-    events: VecDeque<Event>,
+    events: EventQueue,
     current: Option<Current>,
     writing: Writing,
     /// The response ended before its request's body was read: drop the
@@ -203,13 +250,18 @@ impl std::fmt::Debug for ServerConnection {
 impl ServerConnection {
     /// A connection that opened at `now`, waiting for its first request.
     pub fn new(limits: Limits, now: Instant) -> Self {
+        Self::with_shared_limits(Rc::new(limits), now)
+    }
+
+    /// [`new`](Self::new) with limits shared by many connections.
+    pub(crate) fn with_shared_limits(limits: Rc<Limits>, now: Instant) -> Self {
         let idle = now + limits.idle_timeout;
         ServerConnection {
             parser: Parser::new(limits.clone()),
             limits,
             server: None,
             date: true,
-            events: VecDeque::new(),
+            events: EventQueue::default(),
             current: None,
             writing: Writing::Idle,
             discarding: false,
@@ -224,7 +276,14 @@ impl ServerConnection {
     /// Adds `Server: name` to responses that do not set one.
     pub fn with_server(mut self, name: impl Into<String>) -> Self {
         let name = name.into();
-        self.server = is_field_value(name.as_bytes()).then_some(name);
+        self.server = is_field_value(name.as_bytes()).then(|| Rc::from(name));
+        self
+    }
+
+    /// [`with_server`](Self::with_server) with a name shared by many
+    /// connections and already checked with [`server_name`].
+    pub(crate) fn with_shared_server(mut self, name: Option<Rc<str>>) -> Self {
+        self.server = name;
         self
     }
 
@@ -347,6 +406,22 @@ impl ServerConnection {
         head: ResponseHead,
         out: &mut dyn Output,
     ) -> Result<(), SendError> {
+        self.send_response_parts(
+            head.status,
+            head.custom_reason.as_deref(),
+            &head.headers,
+            out,
+        )
+    }
+
+    /// [`send_response`](Self::send_response) from a borrowed head.
+    pub(crate) fn send_response_parts(
+        &mut self,
+        status: u16,
+        custom_reason: Option<&str>,
+        headers: &Headers,
+        out: &mut dyn Output,
+    ) -> Result<(), SendError> {
         if self.closed {
             return Err(SendError::Closed);
         }
@@ -354,23 +429,29 @@ impl ServerConnection {
         if !matches!(self.writing, Writing::Idle) {
             return Err(SendError::AlreadyStarted);
         }
-        let status = head.status;
         if !(200..=999).contains(&status) {
             return Err(SendError::InvalidStatus(status));
         }
-        let reason = head.reason().to_string();
+        let reason = custom_reason.unwrap_or_else(|| reason_phrase(status));
         if !is_field_value(reason.as_bytes()) {
             return Err(SendError::InvalidReason);
         }
-        let mut headers = head.headers;
-        headers.remove("transfer-encoding");
+        // `Transfer-Encoding` and `Connection` are the connection's own,
+        // and a 204 has no `Content-Length`: such fields of the head are
+        // not sent.
         let app_close = headers.has_token("connection", "close");
-        headers.remove("connection");
         let no_body = status == 204 || status == 304;
-        if status == 204 {
-            headers.remove("content-length");
-        }
-        let length = match headers.count("content-length") {
+        let dropped = |name: &[u8]| {
+            name.eq_ignore_ascii_case(b"transfer-encoding")
+                || name.eq_ignore_ascii_case(b"connection")
+                || (status == 204 && name.eq_ignore_ascii_case(b"content-length"))
+        };
+        let lengths = if status == 204 {
+            0
+        } else {
+            headers.count("content-length")
+        };
+        let length = match lengths {
             0 => None,
             1 => Some(
                 parse_decimal(headers.get_bytes("content-length").unwrap_or_default())
@@ -391,20 +472,22 @@ impl ServerConnection {
 
         let mut buf = Vec::with_capacity(256);
         buf.extend_from_slice(b"HTTP/1.1 ");
-        buf.extend_from_slice(status.to_string().as_bytes());
+        push_status(&mut buf, status);
         buf.push(b' ');
         buf.extend_from_slice(reason.as_bytes());
         buf.extend_from_slice(b"\r\n");
         if self.date && !headers.contains("date") {
-            push_field(&mut buf, "Date", http_date_now().as_bytes());
+            push_date(&mut buf);
         }
         if let Some(server) = &self.server {
             if !headers.contains("server") {
                 push_field(&mut buf, "Server", server.as_bytes());
             }
         }
-        for (name, value) in headers.iter() {
-            push_field(&mut buf, name, value);
+        for (name, value) in headers.iter_bytes() {
+            if !dropped(name) {
+                push_field(&mut buf, name, value);
+            }
         }
         if framing == Framing::Chunked {
             push_field(&mut buf, "Transfer-Encoding", b"chunked");
@@ -415,7 +498,7 @@ impl ServerConnection {
             _ => {}
         }
         buf.extend_from_slice(b"\r\n");
-        out.write_all(&[&buf]);
+        out.write_owned(buf);
         self.writing = Writing::Body {
             framing,
             written: 0,
@@ -666,8 +749,11 @@ impl ServerConnection {
                 if self.head_deadline.is_none() {
                     self.head_deadline = Some(now + self.limits.head_timeout);
                 }
-            } else if self.head_deadline.is_none() && self.idle_deadline.is_none() {
-                self.idle_deadline = Some(now + self.limits.idle_timeout);
+            } else {
+                self.parser.release_if_consumed();
+                if self.head_deadline.is_none() && self.idle_deadline.is_none() {
+                    self.idle_deadline = Some(now + self.limits.idle_timeout);
+                }
             }
         }
     }
@@ -682,7 +768,7 @@ impl ServerConnection {
             let mut buf = Vec::with_capacity(160);
             buf.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
             if self.date {
-                push_field(&mut buf, "Date", http_date_now().as_bytes());
+                push_date(&mut buf);
             }
             if let Some(server) = &self.server {
                 push_field(&mut buf, "Server", server.as_bytes());
@@ -704,11 +790,32 @@ impl ServerConnection {
     }
 }
 
-fn push_field(buf: &mut Vec<u8>, name: &str, value: &[u8]) {
-    buf.extend_from_slice(name.as_bytes());
+/// A `Server` value as [`ServerConnection::with_server`] takes it: `None`
+/// if it is not a valid field value.
+pub(crate) fn server_name(name: &str) -> Option<Rc<str>> {
+    is_field_value(name.as_bytes()).then(|| Rc::from(name))
+}
+
+fn push_date(buf: &mut Vec<u8>) {
+    buf.extend_from_slice(b"Date: ");
+    push_http_date(buf);
+    buf.extend_from_slice(b"\r\n");
+}
+
+fn push_field(buf: &mut Vec<u8>, name: impl AsRef<[u8]>, value: &[u8]) {
+    buf.extend_from_slice(name.as_ref());
     buf.extend_from_slice(b": ");
     buf.extend_from_slice(value);
     buf.extend_from_slice(b"\r\n");
+}
+
+/// Appends a status code, known to be in 200..=999, as three digits.
+fn push_status(buf: &mut Vec<u8>, status: u16) {
+    buf.extend_from_slice(&[
+        b'0' + (status / 100 % 10) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+    ]);
 }
 
 /// Parses 1*DIGIT, refusing signs, spaces and overflow.
@@ -746,6 +853,37 @@ fn chunk_size_line(len: usize, buf: &mut [u8; 18]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_queue_keeps_order() {
+        let mut q = EventQueue::default();
+        let data = |i: u8| Event::Data(vec![i]);
+        for round in 0..2u8 {
+            for i in 0..5 {
+                q.push_back(data(round * 10 + i));
+            }
+            assert_eq!(q.pop_front(), Some(data(round * 10)));
+            q.push_back(data(round * 10 + 5));
+            for i in 1..6 {
+                assert_eq!(q.pop_front(), Some(data(round * 10 + i)));
+            }
+            assert_eq!(q.pop_front(), None);
+        }
+        q.push_back(data(1));
+        q.push_back(data(2));
+        q.push_back(data(3));
+        q.clear();
+        assert_eq!(q.pop_front(), None);
+        assert!(q.rest.is_none());
+    }
+
+    #[test]
+    fn status_digits() {
+        let mut buf = Vec::new();
+        push_status(&mut buf, 200);
+        push_status(&mut buf, 999);
+        assert_eq!(buf, b"200999");
+    }
 
     #[test]
     fn chunk_size_lines() {

@@ -27,6 +27,7 @@
 
 use crate::headers::{trim_ows, Headers, Method, Version};
 use crate::limits::Limits;
+use std::rc::Rc;
 use thiserror::Error;
 
 /// How the body of a request is delimited.
@@ -210,7 +211,8 @@ enum State {
 
 /// The incremental request decoder.
 pub(crate) struct Parser {
-    limits: Limits,
+    /// Shared by every connection of a site.
+    limits: Rc<Limits>,
     buf: Vec<u8>,
     /// Bytes of `buf` before this index are consumed.
     pos: usize,
@@ -223,7 +225,7 @@ pub(crate) struct Parser {
 }
 
 impl Parser {
-    pub(crate) fn new(limits: Limits) -> Self {
+    pub(crate) fn new(limits: Rc<Limits>) -> Self {
         Parser {
             limits,
             buf: Vec::new(),
@@ -250,6 +252,17 @@ impl Parser {
             self.buf = Vec::new();
         }
         self.buf.extend_from_slice(data);
+    }
+
+    /// Gives the buffer's memory back when every byte in it has been
+    /// consumed: a connection waiting for its next request holds none.
+    pub(crate) fn release_if_consumed(&mut self) {
+        if self.pos == self.buf.len() && self.buf.capacity() > 0 {
+            self.scanned = self.scanned.saturating_sub(self.pos);
+            self.line_end = self.line_end.map(|l| l - self.pos);
+            self.pos = 0;
+            self.buf = Vec::new();
+        }
     }
 
     /// Bytes received and not yet consumed.
@@ -554,10 +567,24 @@ fn is_host_char(b: u8) -> bool {
         )
 }
 
+/// How many header slots [`parse_head`] keeps on the stack before it
+/// allocates them (`Limits::max_headers` is 100 by default).
+const STACK_HEADERS: usize = 128;
+
 fn parse_head(raw: &[u8], limits: &Limits) -> Result<RequestHead, ParseError> {
-    let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut slots);
-    match req.parse(raw) {
+    // The field slots live on the stack, uninitialised, for the usual
+    // limits: no allocation and no zeroing per request.
+    let mut stack = [std::mem::MaybeUninit::<httparse::Header<'_>>::uninit(); STACK_HEADERS];
+    let mut heap;
+    let slots: &mut [std::mem::MaybeUninit<httparse::Header<'_>>] =
+        if limits.max_headers <= STACK_HEADERS {
+            &mut stack[..limits.max_headers]
+        } else {
+            heap = vec![std::mem::MaybeUninit::uninit(); limits.max_headers];
+            &mut heap
+        };
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(raw, slots) {
         Ok(httparse::Status::Complete(n)) if n == raw.len() => {}
         Ok(_) => return Err(ParseError::InvalidHeader),
         Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
@@ -592,7 +619,8 @@ fn parse_head(raw: &[u8], limits: &Limits) -> Result<RequestHead, ParseError> {
             if !v.iter().all(|&b| is_host_char(b)) {
                 return Err(ParseError::InvalidHost);
             }
-            Some(String::from_utf8_lossy(v).into_owned())
+            // ASCII only, as just checked.
+            Some(std::str::from_utf8(v).unwrap_or_default().to_owned())
         }
         _ => return Err(ParseError::MultipleHost),
     };
@@ -760,7 +788,7 @@ mod tests {
     use super::*;
 
     fn parse_all(input: &[u8]) -> Vec<Step> {
-        let mut p = Parser::new(Limits::default());
+        let mut p = Parser::new(Rc::new(Limits::default()));
         p.push(input);
         let mut out = Vec::new();
         loop {

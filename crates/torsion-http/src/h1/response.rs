@@ -120,12 +120,26 @@ pub fn reason_phrase(status: u16) -> &'static str {
 pub trait Output {
     /// Writes every buffer, in order.
     fn write_all(&mut self, bufs: &[&[u8]]);
+
+    /// Writes one buffer the caller no longer needs (a response head);
+    /// an output that keeps bytes may keep this one without copying it.
+    fn write_owned(&mut self, buf: Vec<u8>) {
+        self.write_all(&[&buf]);
+    }
 }
 
 impl Output for Vec<u8> {
     fn write_all(&mut self, bufs: &[&[u8]]) {
         for b in bufs {
             self.extend_from_slice(b);
+        }
+    }
+
+    fn write_owned(&mut self, buf: Vec<u8>) {
+        if self.is_empty() {
+            *self = buf;
+        } else {
+            self.extend_from_slice(&buf);
         }
     }
 }
