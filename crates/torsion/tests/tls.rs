@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::random_bytes;
+use common::{random_bytes, Chunker, CHUNK};
 use rustls::pki_types::ServerName;
 use std::cell::{Cell, RefCell};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -1183,57 +1183,6 @@ fn start_tls_needs_a_starttls_factory() {
 // ---------------------------------------------------------------------------
 // Backpressure.
 
-/// A streaming producer that writes a chunk per reactor step until paused.
-struct Chunker {
-    reactor: Reactor,
-    transport: Transport,
-    paused: Cell<bool>,
-    pauses: Cell<usize>,
-    resumes: Cell<usize>,
-    sent: Cell<usize>,
-    total: usize,
-    max_buffered: Cell<usize>,
-    me: RefCell<Option<std::rc::Weak<Chunker>>>,
-}
-
-const CHUNK: usize = 16 * 1024;
-
-impl Chunker {
-    fn step(self: Rc<Self>) {
-        if self.paused.get() {
-            return;
-        }
-        if self.sent.get() >= self.total {
-            self.transport.unregister_producer();
-            self.transport.lose_connection();
-            return;
-        }
-        self.transport.write(&[b'c'; CHUNK]);
-        self.sent.set(self.sent.get() + CHUNK);
-        self.max_buffered
-            .set(self.max_buffered.get().max(self.transport.buffered()));
-        let me = self.clone();
-        self.reactor.call_soon(move || me.step());
-    }
-}
-
-impl Producer for Chunker {
-    fn pause_producing(&self) {
-        self.paused.set(true);
-        self.pauses.set(self.pauses.get() + 1);
-    }
-    fn resume_producing(&self) {
-        self.paused.set(false);
-        self.resumes.set(self.resumes.get() + 1);
-        if let Some(me) = self.me.borrow().as_ref().and_then(|w| w.upgrade()) {
-            me.step();
-        }
-    }
-    fn stop_producing(&self) {
-        self.paused.set(true);
-    }
-}
-
 #[test]
 fn a_slow_tls_reader_pauses_the_producer_and_bounds_the_buffer() {
     let ca = Ca::new("ca");
@@ -1251,21 +1200,7 @@ fn a_slow_tls_reader_pauses_the_producer_and_bounds_the_buffer() {
             let p = p.clone();
             let r = r.clone();
             P::new(&s).made(move |t| {
-                let c = Rc::new(Chunker {
-                    reactor: r.clone(),
-                    transport: t.clone(),
-                    paused: Cell::new(false),
-                    pauses: Cell::new(0),
-                    resumes: Cell::new(0),
-                    sent: Cell::new(0),
-                    total,
-                    max_buffered: Cell::new(0),
-                    me: RefCell::new(None),
-                });
-                *c.me.borrow_mut() = Some(Rc::downgrade(&c));
-                t.register_producer(c.clone(), true);
-                let first = c.clone();
-                r.call_soon(move || first.step());
+                let c = Chunker::start(&r, t, total);
                 *p.borrow_mut() = Some(c);
             })
         },

@@ -2,11 +2,13 @@
 //! records what the engine does to it, and a bounded way to spin a reactor.
 #![allow(dead_code)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-use torsion::{Address, ConnectionLost, HalfClose, Protocol, Reactor, TcpListen, Transport};
+use torsion::{
+    Address, ConnectionLost, HalfClose, Producer, Protocol, Reactor, TcpListen, Transport,
+};
 
 /// What happened to a protocol, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,4 +193,78 @@ pub fn random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
     }
     out.truncate(n);
     out
+}
+
+/// The size of a [`Chunker`]'s writes.
+pub const CHUNK: usize = 16 * 1024;
+
+/// A streaming producer that writes a chunk per reactor step until paused,
+/// `total` bytes in all, then closes; it records its pauses, resumes and
+/// the most the transport ever had queued.
+pub struct Chunker {
+    reactor: Reactor,
+    transport: Transport,
+    paused: Cell<bool>,
+    pub pauses: Cell<usize>,
+    pub resumes: Cell<usize>,
+    sent: Cell<usize>,
+    total: usize,
+    pub max_buffered: Cell<usize>,
+    me: RefCell<Option<std::rc::Weak<Chunker>>>,
+}
+
+impl Chunker {
+    /// Registers a new chunker with `transport` and starts it.
+    pub fn start(reactor: &Reactor, transport: &Transport, total: usize) -> Rc<Chunker> {
+        let c = Rc::new(Chunker {
+            reactor: reactor.clone(),
+            transport: transport.clone(),
+            paused: Cell::new(false),
+            pauses: Cell::new(0),
+            resumes: Cell::new(0),
+            sent: Cell::new(0),
+            total,
+            max_buffered: Cell::new(0),
+            me: RefCell::new(None),
+        });
+        *c.me.borrow_mut() = Some(Rc::downgrade(&c));
+        transport.register_producer(c.clone(), true);
+        let first = c.clone();
+        reactor.call_soon(move || first.step());
+        c
+    }
+
+    fn step(self: Rc<Self>) {
+        if self.paused.get() {
+            return;
+        }
+        if self.sent.get() >= self.total {
+            self.transport.unregister_producer();
+            self.transport.lose_connection();
+            return;
+        }
+        self.transport.write(&[b'c'; CHUNK]);
+        self.sent.set(self.sent.get() + CHUNK);
+        self.max_buffered
+            .set(self.max_buffered.get().max(self.transport.buffered()));
+        let me = self.clone();
+        self.reactor.call_soon(move || me.step());
+    }
+}
+
+impl Producer for Chunker {
+    fn pause_producing(&self) {
+        self.paused.set(true);
+        self.pauses.set(self.pauses.get() + 1);
+    }
+    fn resume_producing(&self) {
+        self.paused.set(false);
+        self.resumes.set(self.resumes.get() + 1);
+        if let Some(me) = self.me.borrow().as_ref().and_then(|w| w.upgrade()) {
+            me.step();
+        }
+    }
+    fn stop_producing(&self) {
+        self.paused.set(true);
+    }
 }
