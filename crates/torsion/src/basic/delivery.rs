@@ -195,3 +195,28 @@ impl Backlog {
         self.bytes.len() <= BACKLOG_LIMIT
     }
 }
+
+/// Feeds `data` to a receiver `core` through its backlog: what waited
+/// first, then `data`, each run through `run`. A peer that piles up more
+/// than [`BACKLOG_LIMIT`] while delivery is paused is cut off. Shared by
+/// the line and the string receivers.
+pub(crate) fn feed_through<C>(
+    core: &mut C,
+    backlog: fn(&mut C) -> &mut Backlog,
+    transport: Option<Transport>,
+    data: &[u8],
+    run: fn(&mut C, &Transport, &[u8]) -> usize,
+) {
+    let Some(transport) = transport else {
+        tracing::debug!("data before connection_made ignored");
+        return;
+    };
+    let mut waiting = std::mem::take(backlog(core));
+    let ok = waiting.feed(data, |input| run(core, &transport, input));
+    *backlog(core) = waiting;
+    if !ok {
+        tracing::warn!(peer = %transport.peer(), "closing connection: too much input while paused");
+        *backlog(core) = Backlog::default();
+        transport.abort_connection();
+    }
+}

@@ -1,7 +1,7 @@
 //! Line framing: the sans-IO [`LineDecoder`] and the two receivers built
 //! on it, [`LineReceiver`] and [`LineOnlyReceiver`].
 
-use super::delivery::{Backlog, DeliveryHandle, Gate, Resume};
+use super::delivery::{feed_through, Backlog, DeliveryHandle, Gate, Resume};
 use crate::protocol::{ConnectionLost, HalfClose, Protocol};
 use crate::transport::Transport;
 use std::cell::{Ref, RefCell, RefMut};
@@ -525,18 +525,8 @@ impl<H: LineHandler> LineCore<H> {
     }
 
     fn feed(&mut self, data: &[u8]) {
-        let Some(transport) = self.transport.clone() else {
-            tracing::debug!("data before connection_made ignored");
-            return;
-        };
-        let mut backlog = std::mem::take(&mut self.backlog);
-        let ok = backlog.feed(data, |input| self.run(&transport, input));
-        self.backlog = backlog;
-        if !ok {
-            tracing::warn!(peer = %transport.peer(), "closing connection: too much input while paused");
-            self.backlog = Backlog::default();
-            transport.abort_connection();
-        }
+        let transport = self.transport.clone();
+        feed_through(self, |c| &mut c.backlog, transport, data, Self::run);
     }
 
     /// Delivers from `input` until it is used up, delivery is paused, or

@@ -4,7 +4,7 @@
 //! [`Int32StringReceiver`]) that hand whole strings to a
 //! [`StringHandler`].
 
-use super::delivery::{Backlog, DeliveryHandle, Gate, Resume};
+use super::delivery::{feed_through, Backlog, DeliveryHandle, Gate, Resume};
 use crate::protocol::{ConnectionLost, HalfClose, Protocol};
 use crate::transport::Transport;
 use std::cell::{Ref, RefCell, RefMut};
@@ -700,18 +700,8 @@ impl<H: StringHandler> StringCore<H> {
     }
 
     fn feed(&mut self, data: &[u8]) {
-        let Some(transport) = self.transport.clone() else {
-            tracing::debug!("data before connection_made ignored");
-            return;
-        };
-        let mut backlog = std::mem::take(&mut self.backlog);
-        let ok = backlog.feed(data, |input| self.run(&transport, input));
-        self.backlog = backlog;
-        if !ok {
-            tracing::warn!(peer = %transport.peer(), "closing connection: too much input while paused");
-            self.backlog = Backlog::default();
-            transport.abort_connection();
-        }
+        let transport = self.transport.clone();
+        feed_through(self, |c| &mut c.backlog, transport, data, Self::run);
     }
 
     fn run(&mut self, transport: &Transport, input: &[u8]) -> usize {
