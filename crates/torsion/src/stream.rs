@@ -214,12 +214,75 @@ struct Io {
 
 /// Output waiting for the kernel.
 #[derive(Default)]
-struct OutQueue {
+pub(crate) struct OutQueue {
     chunks: VecDeque<Vec<u8>>,
     /// Bytes of `chunks[0]` already written.
     offset: usize,
     /// Bytes queued and not yet written.
     len: usize,
+    /// The last chunk written out, emptied, kept to hold the next bytes.
+    spare: Vec<u8>,
+}
+
+/// Output queues that drained, kept by the reactor for the next
+/// connection that has to queue.
+///
+/// A broadcast queues a little on every member's connection and drains
+/// them all a moment later (see `Reactor::end_dispatch`), over and over:
+/// without the pool every round allocates and frees a queue and a buffer
+/// per member, and the allocator hands whole pages back to the kernel and
+/// faults them in again. The pool is bounded in queues and in bytes, so
+/// it costs a reactor at most [`QueuePool::MAX_BYTES`] whatever the load.
+#[derive(Default)]
+pub(crate) struct QueuePool {
+    // Boxed: a connection holds its queue as a box, which moves in and
+    // out of the pool without a new allocation.
+    #[allow(clippy::vec_box)]
+    queues: Vec<Box<OutQueue>>,
+    /// Buffer capacity held by `queues`.
+    bytes: usize,
+}
+
+impl QueuePool {
+    const MAX_QUEUES: usize = 1024;
+    const MAX_BYTES: usize = 1 << 20;
+    /// A spare buffer larger than this is not kept.
+    const MAX_SPARE: usize = COALESCE;
+    /// Nor a chunk list longer than this.
+    const MAX_CHUNKS: usize = 16;
+
+    /// Queues held.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.queues.len()
+    }
+
+    pub(crate) fn take(&mut self) -> Box<OutQueue> {
+        match self.queues.pop() {
+            Some(q) => {
+                self.bytes -= q.spare.capacity();
+                q
+            }
+            None => Box::default(),
+        }
+    }
+
+    pub(crate) fn give(&mut self, mut q: Box<OutQueue>) {
+        q.chunks.clear();
+        q.offset = 0;
+        q.len = 0;
+        if q.spare.capacity() > Self::MAX_SPARE {
+            q.spare = Vec::new();
+        }
+        if q.chunks.capacity() > Self::MAX_CHUNKS {
+            q.chunks = VecDeque::new();
+        }
+        let bytes = q.spare.capacity();
+        if self.queues.len() < Self::MAX_QUEUES && self.bytes + bytes <= Self::MAX_BYTES {
+            self.bytes += bytes;
+            self.queues.push(q);
+        }
+    }
 }
 
 /// The rarer parts of a connection's state.
@@ -510,7 +573,9 @@ impl StreamConn {
     /// steps that wait for an empty queue.
     fn after_output(self: &Rc<Self>, reactor: &Reactor, io: &mut Io) -> Then {
         if io.out.as_ref().is_some_and(|q| q.len == 0) {
-            io.out = None; // give the queue's memory back
+            if let Some(q) = io.out.take() {
+                reactor.give_queue(q);
+            }
         }
         let out_len = io.out_len();
         if io.flags.throttle_reads {
@@ -607,7 +672,9 @@ impl StreamConn {
                 return;
             }
             io.flags.closed = true;
-            io.out = None;
+            if let Some(q) = io.out.take() {
+                reactor.give_queue(q);
+            }
             let peer = io.peer();
             let reset = matches!(reason, ConnectionLost::Aborted | ConnectionLost::TimedOut);
             let extra = io.extra();
@@ -713,7 +780,7 @@ impl StreamConn {
                 }
             }
             if written < total {
-                enqueue(&mut io, data, written);
+                enqueue(&reactor, &mut io, data, written);
             }
             me.after_output(&reactor, &mut io)
         };
@@ -751,8 +818,8 @@ fn write_through(io: &mut Io, data: &[&[u8]]) -> io::Result<usize> {
 }
 
 /// Copies what the kernel did not take, from byte `skip` of `data` on.
-fn enqueue(io: &mut Io, data: &[&[u8]], mut skip: usize) {
-    let q = io.out.get_or_insert_with(Box::default);
+fn enqueue(reactor: &Reactor, io: &mut Io, data: &[&[u8]], mut skip: usize) {
+    let q = io.out.get_or_insert_with(|| reactor.take_queue());
     for d in data {
         if skip >= d.len() {
             skip -= d.len();
@@ -763,7 +830,11 @@ fn enqueue(io: &mut Io, data: &[&[u8]], mut skip: usize) {
         q.len += rest.len();
         match q.chunks.back_mut() {
             Some(back) if back.len() + rest.len() <= COALESCE => back.extend_from_slice(rest),
-            _ => q.chunks.push_back(rest.to_vec()),
+            _ => {
+                let mut chunk = std::mem::take(&mut q.spare);
+                chunk.extend_from_slice(rest);
+                q.chunks.push_back(chunk);
+            }
         }
     }
 }
@@ -796,7 +867,14 @@ fn flush_queue(io: &mut Io) -> io::Result<()> {
                     let front_left = q.chunks[0].len() - q.offset;
                     if written >= front_left {
                         written -= front_left;
-                        q.chunks.pop_front();
+                        if let Some(mut chunk) = q.chunks.pop_front() {
+                            if chunk.capacity() > q.spare.capacity()
+                                && chunk.capacity() <= QueuePool::MAX_SPARE
+                            {
+                                chunk.clear();
+                                q.spare = chunk;
+                            }
+                        }
                         q.offset = 0;
                     } else {
                         q.offset += written;
@@ -1009,6 +1087,7 @@ mod tests {
                 std::mem::size_of::<OutQueue>()
                     + q.chunks.capacity() * std::mem::size_of::<Vec<u8>>()
                     + q.chunks.iter().map(|c| c.capacity()).sum::<usize>()
+                    + q.spare.capacity()
             })
         }
     }
@@ -1080,6 +1159,111 @@ mod tests {
         spin(&reactor, || t.buffered() == 0);
         let _client = reader.join().unwrap();
         assert_eq!(conns[0].buffer_capacity(), 0);
+    }
+
+    fn queue_with_spare(capacity: usize) -> Box<OutQueue> {
+        let mut q = Box::<OutQueue>::default();
+        q.spare = Vec::with_capacity(capacity);
+        q.chunks.push_back(vec![1, 2, 3]);
+        q.len = 3;
+        q
+    }
+
+    #[test]
+    fn a_pooled_queue_comes_back_empty_with_its_buffer() {
+        let mut pool = QueuePool::default();
+        pool.give(queue_with_spare(1000));
+        assert_eq!(pool.bytes, 1000);
+        let q = pool.take();
+        assert_eq!((q.len, q.offset, q.chunks.len()), (0, 0, 0));
+        assert_eq!(q.spare.capacity(), 1000);
+        assert_eq!(pool.bytes, 0);
+        // An empty pool makes a new queue.
+        assert_eq!(pool.take().spare.capacity(), 0);
+    }
+
+    #[test]
+    fn the_queue_pool_is_bounded_in_queues_and_bytes() {
+        let mut pool = QueuePool::default();
+        for _ in 0..QueuePool::MAX_QUEUES + 10 {
+            pool.give(queue_with_spare(0));
+        }
+        assert_eq!(pool.queues.len(), QueuePool::MAX_QUEUES);
+
+        let mut pool = QueuePool::default();
+        let each = QueuePool::MAX_SPARE;
+        for _ in 0..QueuePool::MAX_BYTES / each + 10 {
+            pool.give(queue_with_spare(each));
+        }
+        assert!(pool.bytes <= QueuePool::MAX_BYTES);
+        assert_eq!(pool.queues.len(), QueuePool::MAX_BYTES / each);
+
+        // A buffer over the spare limit is freed, the queue still kept.
+        let mut pool = QueuePool::default();
+        pool.give(queue_with_spare(QueuePool::MAX_SPARE + 1));
+        assert_eq!((pool.queues.len(), pool.bytes), (1, 0));
+    }
+
+    #[test]
+    fn batched_writes_reuse_queues_from_one_round_to_the_next() {
+        // One connection's data_received writes to the others; the
+        // batches drain when it returns and their queues go to the pool,
+        // where the next round finds them.
+        let reactor = Reactor::new().unwrap();
+        let transports = Rc::new(RefCell::new(Vec::<Transport>::new()));
+        struct Fan(Rc<RefCell<Vec<Transport>>>, Option<Transport>);
+        impl Protocol for Fan {
+            fn connection_made(&mut self, t: Transport) {
+                self.1 = Some(t.clone());
+                self.0.borrow_mut().push(t);
+            }
+            fn data_received(&mut self, data: &[u8]) {
+                for t in self.0.borrow().iter() {
+                    if !self.1.as_ref().is_some_and(|me| me.same_as(t)) {
+                        t.write(data);
+                    }
+                }
+            }
+        }
+        let ts = transports.clone();
+        let port = reactor
+            .listen_tcp(
+                TcpListen::new(0).interface([127, 0, 0, 1]),
+                move |_: &Address| Fan(ts.clone(), None),
+            )
+            .unwrap();
+        let addr = port.address().socket_addr().unwrap();
+        let mut clients: Vec<_> = (0..4)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        spin(&reactor, || transports.borrow().len() == 4);
+        for c in &clients[1..] {
+            c.set_nonblocking(true).unwrap();
+        }
+        let round = |clients: &mut Vec<std::net::TcpStream>| {
+            clients[0].write_all(b"hello").unwrap();
+            let mut got = vec![Vec::new(); clients.len()];
+            spin(&reactor, || {
+                for (c, got) in clients[1..].iter_mut().zip(&mut got[1..]) {
+                    let mut buf = [0u8; 16];
+                    match c.read(&mut buf) {
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                got[1..].iter().all(|g| g.len() >= 5)
+            });
+            assert!(got[1..].iter().all(|g| g == b"hello"));
+        };
+        round(&mut clients);
+        let pooled = reactor.pooled_queues();
+        assert_eq!(pooled, 3, "each written connection's queue went back");
+        round(&mut clients);
+        assert_eq!(reactor.pooled_queues(), pooled);
+        for conn in streams(&reactor) {
+            assert_eq!(conn.buffer_capacity(), 0);
+        }
     }
 
     #[test]

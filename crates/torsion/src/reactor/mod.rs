@@ -214,6 +214,10 @@ pub(crate) struct Inner {
     dispatching: Cell<usize>,
     /// Connections written to during that call, to flush when it returns.
     dirty: RefCell<Vec<Rc<StreamConn>>>,
+    /// The list `end_dispatch` walks, kept to reuse its memory.
+    flushing: RefCell<Vec<Rc<StreamConn>>>,
+    /// Drained output queues, kept for reuse.
+    queues: RefCell<crate::stream::QueuePool>,
 }
 
 /// No connection is being dispatched.
@@ -289,6 +293,8 @@ impl Reactor {
                 pool: RefCell::new(None),
                 dispatching: Cell::new(NOT_DISPATCHING),
                 dirty: RefCell::new(Vec::new()),
+                flushing: RefCell::new(Vec::new()),
+                queues: RefCell::new(crate::stream::QueuePool::default()),
             }),
         })
     }
@@ -777,14 +783,33 @@ impl Reactor {
             return;
         }
         loop {
-            let dirty = std::mem::take(&mut *self.inner.dirty.borrow_mut());
-            if dirty.is_empty() {
+            let mut flushing = std::mem::take(&mut *self.inner.flushing.borrow_mut());
+            std::mem::swap(&mut flushing, &mut *self.inner.dirty.borrow_mut());
+            if flushing.is_empty() {
+                *self.inner.flushing.borrow_mut() = flushing;
                 return;
             }
-            for conn in dirty {
+            for conn in flushing.drain(..) {
                 conn.flush_batched(self);
             }
+            *self.inner.flushing.borrow_mut() = flushing;
         }
+    }
+
+    /// An empty output queue, from the pool if one is there.
+    pub(crate) fn take_queue(&self) -> Box<crate::stream::OutQueue> {
+        self.inner.queues.borrow_mut().take()
+    }
+
+    /// Output queues the pool holds now.
+    #[cfg(test)]
+    pub(crate) fn pooled_queues(&self) -> usize {
+        self.inner.queues.borrow().len()
+    }
+
+    /// Gives a drained or abandoned output queue back to the pool.
+    pub(crate) fn give_queue(&self, q: Box<crate::stream::OutQueue>) {
+        self.inner.queues.borrow_mut().give(q);
     }
 
     pub(crate) fn mark_dirty(&self, conn: Rc<StreamConn>) {
