@@ -48,7 +48,7 @@ struct Args {
     idle: usize,
     /// Only these scenarios (comma-separated): echo-pingpong, echo-stream,
     /// chat-fanout, idle-echo, idle-http, http-hello, static-4k,
-    /// static-1g, timers.
+    /// static-1g, timers, workers.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Write the result table (markdown) here too.
@@ -81,8 +81,14 @@ struct Server {
 enum Load {
     /// A bench binary; `{port}`, `{pid}`, `{dur}` are substituted.
     Bin(String, Vec<String>),
-    /// `wrk` with this many connections and this path.
-    Wrk { connections: usize, path: String },
+    /// `wrk` with this many connections and this path; `pipeline`
+    /// requests are sent per write (1 = plain keep-alive).
+    Wrk {
+        connections: usize,
+        path: String,
+        threads: usize,
+        pipeline: usize,
+    },
     /// No server: run the program itself pinned to CPU 0.
     InProcess(String, Vec<String>),
 }
@@ -108,7 +114,22 @@ struct Scenario {
     /// the ratio.
     servers: Vec<Server>,
     skipped: Vec<String>,
+    /// Where servers and load run.
+    cpus: Cpus,
 }
+
+/// The CPUs (a `taskset -c` list) the server and the load are pinned to.
+#[derive(Clone, Copy, Debug)]
+struct Cpus {
+    server: &'static str,
+    load: &'static str,
+}
+
+/// Each on a core of its own: the server on CPU 0, the load on CPU 1.
+const APART: Cpus = Cpus {
+    server: "0",
+    load: "1",
+};
 
 /// One run's figures.
 type Figures = BTreeMap<String, f64>;
@@ -191,7 +212,7 @@ impl Env {
         c
     }
 
-    fn start(&self, server: &Server, port: u16) -> Result<Running, String> {
+    fn start(&self, server: &Server, port: u16, cpus: &str) -> Result<Running, String> {
         let vars = [
             ("port", port.to_string()),
             ("dir", self.scratch.display().to_string()),
@@ -200,7 +221,7 @@ impl Env {
         let log = fs::File::create(self.scratch.join(format!("{}.log", server.name)))
             .map_err(|e| e.to_string())?;
         let child = self
-            .pinned("0")
+            .pinned(cpus)
             .args(&argv)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
@@ -218,7 +239,13 @@ impl Env {
         }
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         if let Err(e) = wait_for_port(addr, Duration::from_secs(10)) {
-            return Err(format!("{} never listened on {addr}: {e}", server.name));
+            let log = fs::read_to_string(self.scratch.join(format!("{}.log", server.name)))
+                .unwrap_or_default();
+            return Err(format!(
+                "{} never listened on {addr}: {e}; its log: {}",
+                server.name,
+                log.trim()
+            ));
         }
         // nginx forks its worker after the master binds: wait for it.
         std::thread::sleep(Duration::from_millis(150));
@@ -278,14 +305,32 @@ impl Env {
                 v.extend(args.iter().map(|a| subst(a, &vars)));
                 v
             }
-            Load::Wrk { connections, path } => vec![
-                "wrk".into(),
-                "-t1".into(),
-                format!("-c{connections}"),
-                format!("-d{}s", dur.ceil() as u64),
-                "--latency".into(),
-                format!("http://127.0.0.1:{port}{path}"),
-            ],
+            Load::Wrk {
+                connections,
+                path,
+                threads,
+                pipeline,
+            } => {
+                let mut v = vec![
+                    "wrk".into(),
+                    format!("-t{threads}"),
+                    format!("-c{connections}"),
+                    format!("-d{}s", dur.ceil() as u64),
+                    "--latency".into(),
+                ];
+                if *pipeline > 1 {
+                    let script = self.scratch.join(format!("pipeline-{pipeline}.lua"));
+                    let lua = format!(
+                        "init = function(args)\n  local r = {{}}\n  for i = 1, {pipeline} do r[i] = wrk.format(\"GET\", \"{path}\") end\n  req = table.concat(r)\nend\nrequest = function() return req end\n"
+                    );
+                    if fs::write(&script, lua).is_ok() {
+                        v.push("-s".into());
+                        v.push(script.display().to_string());
+                    }
+                }
+                v.push(format!("http://127.0.0.1:{port}{path}"));
+                v
+            }
         }
     }
 
@@ -300,11 +345,11 @@ impl Env {
             return parse_result(&out).ok_or_else(|| format!("no RESULT line in: {out}"));
         }
         let port = free_port();
-        let running = self.start(server, port)?;
+        let running = self.start(server, port, sc.cpus.server)?;
         let argv = self.load_argv(&sc.load, port, running.pid());
         let before = running.cpu_ticks();
         let t0 = Instant::now();
-        let out = self.run_pinned("1", &argv, limit);
+        let out = self.run_pinned(sc.cpus.load, &argv, limit);
         let wall = t0.elapsed().as_secs_f64();
         let after = running.cpu_ticks();
         running.stop();
@@ -392,7 +437,7 @@ fn parse_size(s: &str) -> f64 {
 /// Writes the static files the file scenarios serve: 4 KiB and 1 GiB of
 /// pseudo-random bytes (a 1 MiB random block repeated, so writing 1 GiB
 /// takes about a second).
-fn make_files(dir: &Path) -> std::io::Result<()> {
+fn make_files(dir: &Path, big: bool) -> std::io::Result<()> {
     let www = dir.join("www");
     fs::create_dir_all(&www)?;
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -404,9 +449,10 @@ fn make_files(dir: &Path) -> std::io::Result<()> {
         chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
     }
     fs::write(www.join("small.bin"), &block[..4096])?;
-    let big = www.join("big.bin");
-    if fs::metadata(&big).map(|m| m.len()).ok() != Some(1 << 30) {
-        let mut f = std::io::BufWriter::new(fs::File::create(&big)?);
+    fs::write(www.join("hello.txt"), "Hello, World!")?;
+    let big_file = www.join("big.bin");
+    if big && fs::metadata(&big_file).map(|m| m.len()).ok() != Some(1 << 30) {
+        let mut f = std::io::BufWriter::new(fs::File::create(&big_file)?);
         for _ in 0..1024 {
             f.write_all(&block)?;
         }
@@ -621,6 +667,7 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
                 tokio("tokio-echo", 2, "Tokio echo"),
             ],
             skipped: vec![],
+            cpus: APART,
         },
         vec![have_torsion.clone()],
     );
@@ -649,6 +696,7 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
             op: "64 KiB block",
             servers: vec![torsion_echo.clone(), tokio("tokio-echo", 1, "Tokio echo")],
             skipped: vec![],
+            cpus: APART,
         },
         vec![have_torsion.clone()],
     );
@@ -676,6 +724,7 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
                 },
             ],
             skipped: vec![],
+            cpus: APART,
         },
         vec![(
             exists(&chat),
@@ -710,6 +759,7 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
             op: "connection",
             servers: vec![torsion_echo.clone(), tokio("tokio-echo", 1, "Tokio echo")],
             skipped: vec![],
+            cpus: APART,
         },
         vec![have_torsion.clone()],
     );
@@ -740,6 +790,7 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
             tokio("hyper-hello", 1, "hyper hello"),
         ],
         skipped: vec![],
+        cpus: APART,
     };
     let need_hello = (
         exists(&hello),
@@ -756,6 +807,8 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
             load: Load::Wrk {
                 connections: 100,
                 path: "/".into(),
+                threads: 1,
+                pipeline: 1,
             },
             primary: Primary {
                 key: "req_per_s",
@@ -769,6 +822,7 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
                 tokio("hyper-hello", 2, "hyper hello"),
             ],
             skipped: vec![],
+            cpus: APART,
         },
         vec![need_hello, (have_wrk, "wrk is not installed".into())],
     );
@@ -783,6 +837,8 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
             load: Load::Wrk {
                 connections: 100,
                 path: "/small.bin".into(),
+                threads: 1,
+                pipeline: 1,
             },
             primary: Primary {
                 key: "req_per_s",
@@ -792,6 +848,7 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
             op: "request",
             servers: web_servers(&web),
             skipped: vec![],
+            cpus: APART,
         },
         vec![
             (
@@ -827,6 +884,7 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
             op: "MiB",
             servers: web_servers(&web),
             skipped: vec![],
+            cpus: APART,
         },
         vec![
             (
@@ -834,6 +892,48 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
                 "`torsion web --path` does not exist yet".into(),
             ),
             (have_nginx, "nginx is not installed".into()),
+        ],
+    );
+    // `--workers`: this machine has two cores and no third for the load,
+    // so servers and load share both; the load pipelines 16 requests per
+    // write, which makes its CPU per request small next to the server's.
+    let web_workers = |n: usize| {
+        web.clone().map(|mut w| {
+            w.name = format!("torsion web --workers {n}");
+            w.argv
+                .splice(1..1, ["--workers".to_string(), n.to_string()]);
+            w
+        })
+    };
+    add(
+        Scenario {
+            id: "workers",
+            title: "`--workers`: 13-byte file via `torsion web`, wrk -t2 -c100, 16 pipelined requests per write; servers and load share CPUs 0–1".into(),
+            load: Load::Wrk {
+                connections: 100,
+                path: "/hello.txt".into(),
+                threads: 2,
+                pipeline: 16,
+            },
+            primary: Primary {
+                key: "req_per_s",
+                unit: "req/s",
+                higher_is_better: true,
+            },
+            op: "request",
+            servers: web_workers(2).into_iter().chain(web_workers(1)).collect(),
+            skipped: vec![],
+            cpus: Cpus {
+                server: "0,1",
+                load: "0,1",
+            },
+        },
+        vec![
+            (
+                web.is_some(),
+                "`torsion web --path` does not exist yet".into(),
+            ),
+            (have_wrk, "wrk is not installed".into()),
         ],
     );
     let timer = |name: &str, imp: &str| Server {
@@ -858,6 +958,7 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
                 timer("tokio spawn+sleep", "tokio-spawn"),
             ],
             skipped: vec![],
+            cpus: APART,
         },
         vec![],
     );
@@ -928,15 +1029,16 @@ fn main() {
     let all = scenarios(&env);
     let wanted = |id: &str| env.args.only.is_empty() || env.args.only.iter().any(|o| o == id);
     let selected: Vec<Scenario> = all.into_iter().filter(|s| wanted(s.id)).collect();
-    if selected
-        .iter()
-        .any(|s| s.id.starts_with("static") && !s.servers.is_empty())
-    {
+    let serves_files =
+        |s: &Scenario| (s.id.starts_with("static") || s.id == "workers") && !s.servers.is_empty();
+    if selected.iter().any(serves_files) {
+        let big = selected.iter().any(|s| s.id == "static-1g");
         eprintln!(
-            "writing the static files (4 KiB, 1 GiB) into {}",
+            "writing the static files (13 B, 4 KiB{}) into {}",
+            if big { ", 1 GiB" } else { "" },
             scratch.display()
         );
-        if let Err(e) = make_files(&scratch) {
+        if let Err(e) = make_files(&scratch, big) {
             eprintln!("bench-runner: cannot write the static files: {e}");
         }
     }
@@ -1201,6 +1303,13 @@ fn judge(sc: &Scenario, tor: &Figures, peer: &Figures, all: &[Figures]) -> Vec<S
             v.push(format!(
                 "Static 4 KiB ≥ 1.0× nginx req/s: {r:.2}× — {}",
                 verdict(r >= 1.0)
+            ));
+        }
+        "workers" => {
+            let r = ratio(g(tor, "req_per_s"), g(peer, "req_per_s"));
+            v.push(format!(
+                "`--workers 2` ≥ 1.8× `--workers 1` req/s: {r:.2}× with the load on the same two cores — {}",
+                verdict(r >= 1.8)
             ));
         }
         "static-1g" => {
