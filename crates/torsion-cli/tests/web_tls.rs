@@ -1,4 +1,5 @@
-//! HTTPS: `torsion web --listen ssl:...` with curl as the client, and
+//! TLS through the command: `torsion web --listen ssl:...` with curl as the
+//! client, `torsion portforward` terminating and originating TLS, and
 //! `torsion echo` over an `ssl:` endpoint with Python's `ssl` module. The CA
 //! and the server's certificate are made with the `openssl` command when
 //! the test runs: no key material is committed.
@@ -198,4 +199,129 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10) as ra
     );
     assert!(out.status.success(), "{}", out.stderr);
     assert_eq!(out.stdout.trim(), "TLSv1.3 True");
+}
+
+/// Sends `data` through `addr` in plain TCP and reads back as much, with
+/// the write side shut after the last byte.
+fn echo_through(addr: std::net::SocketAddr, data: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, support::PATIENCE).unwrap();
+    s.set_read_timeout(Some(support::PATIENCE)).unwrap();
+    let mut writer = s.try_clone().unwrap();
+    let data = data.to_vec();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(&data).unwrap();
+        writer.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    sender.join().unwrap();
+    got
+}
+
+#[test]
+fn portforward_terminates_tls_in_front_of_a_plain_echo() {
+    // Python's TLS client -> portforward (ssl: listener) -> echo (tcp).
+    let pki = Pki::new("pf-terminate");
+    let echo = Server::echo();
+    let target = format!("tcp:host=127.0.0.1:port={}", echo.addr().port());
+    let fwd = Server::start(
+        Command::new(BIN).args([
+            "portforward",
+            "--listen",
+            &pki.endpoint(),
+            "--connect",
+            &target,
+        ]),
+        1,
+    );
+    let script = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+data = bytes((i * 7 + i // 251) % 256 for i in range(3 * 1024 * 1024))
+block = 64 * 1024
+with socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=20) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        got = bytearray()
+        for at in range(0, len(data), block):
+            tls.sendall(data[at:at + block])
+            while len(got) < min(at + block, len(data)):
+                chunk = tls.recv(65536)
+                if not chunk:
+                    raise SystemExit("closed early at %d" % len(got))
+                got += chunk
+        print(tls.version(), bytes(got) == data, len(got))
+"#;
+    let out = run_bounded(
+        Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(pki.path("ca.pem"))
+            .arg(fwd.addr().port().to_string()),
+    );
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(
+        out.stdout.trim(),
+        format!("TLSv1.3 True {}", 3 * 1024 * 1024)
+    );
+}
+
+#[test]
+fn portforward_originates_tls_to_an_ssl_echo() {
+    // Plain client -> portforward (tcp) -> tls: connect -> echo (ssl:),
+    // the echo's certificate checked against the test CA.
+    let pki = Pki::new("pf-originate");
+    let echo = Server::start(
+        Command::new(BIN).args(["echo", "--listen", &pki.endpoint()]),
+        1,
+    );
+    let target = format!(
+        "tls:host=localhost:port={}:trustRoots={}",
+        echo.addr().port(),
+        pki.path("ca.pem").display()
+    );
+    let fwd = Server::start(
+        Command::new(BIN).args([
+            "portforward",
+            "--listen",
+            support::LOOPBACK,
+            "--connect",
+            &target,
+        ]),
+        1,
+    );
+    let data = random_bytes(11, 2 * 1024 * 1024 + 17);
+    let got = echo_through(fwd.addr(), &data);
+    assert_eq!(got.len(), data.len());
+    assert_eq!(first_difference(&got, &data), None);
+}
+
+#[test]
+fn portforward_refuses_a_tls_target_with_an_untrusted_certificate() {
+    // The forwarder's tls: connect trusts only the system roots here, so
+    // the test CA's certificate fails: the client is closed, the reason
+    // logged, nothing forwarded in clear.
+    let pki = Pki::new("pf-untrusted");
+    let echo = Server::start(
+        Command::new(BIN).args(["echo", "--listen", &pki.endpoint()]),
+        1,
+    );
+    let target = format!("tls:host=localhost:port={}", echo.addr().port());
+    let fwd = Server::start(
+        Command::new(BIN).args([
+            "portforward",
+            "--listen",
+            support::LOOPBACK,
+            "--connect",
+            &target,
+        ]),
+        1,
+    );
+    let got = echo_through(fwd.addr(), b"must not arrive\n");
+    assert!(got.is_empty(), "got {got:?}");
+    assert!(
+        fwd.wait_for_line("certificate"),
+        "the forwarder says why: {}",
+        fwd.log_text()
+    );
 }
