@@ -208,10 +208,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;
     let mut from = 0;
     while from + needle.len() <= hay.len() {
-        let i = from
-            + hay[from..=hay.len() - needle.len()]
-                .iter()
-                .position(|&b| b == first)?;
+        let i = from + memchr::memchr(first, &hay[from..=hay.len() - needle.len()])?;
         if &hay[i + 1..i + needle.len()] == rest {
             return Some(i);
         }
