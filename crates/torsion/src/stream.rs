@@ -116,6 +116,23 @@ impl Socket {
         }
     }
 
+    /// A gathering write marked `MSG_MORE`: TCP holds a short last
+    /// segment back for what the next call sends. Unix sockets ignore it.
+    fn write_vectored_more(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        use rustix::net::{SendAncillaryBuffer, SendFlags};
+        let mut control = SendAncillaryBuffer::default();
+        let flags = SendFlags::MORE | SendFlags::NOSIGNAL;
+        rustix::net::sendmsg(&*self, bufs, &mut control, flags).map_err(io::Error::from)
+    }
+
+    /// Sends what `MSG_MORE` held back: undoing a cork pushes pending
+    /// segments (TCP only; there is no cork to undo otherwise).
+    fn push(&self) {
+        if let Socket::Tcp(s) = self {
+            let _ = rustix::net::sockopt::set_tcp_cork(s, false);
+        }
+    }
+
     /// Makes closing send a reset rather than an orderly end of stream, so
     /// the peer cannot mistake an abort (queued data dropped) for a clean
     /// close.
@@ -770,7 +787,7 @@ impl StreamConn {
                         reactor.mark_dirty(me.clone());
                     }
                 } else {
-                    match write_through(&mut io, data) {
+                    match write_through(&mut io, data, false) {
                         Ok(n) => written = n,
                         Err(e) => {
                             drop(io);
@@ -788,20 +805,25 @@ impl StreamConn {
     }
 }
 
-/// Writes as much of `data` as the kernel takes now.
-fn write_through(io: &mut Io, data: &[&[u8]]) -> io::Result<usize> {
+/// Writes as much of `data` as the kernel takes now; with `more`, marked
+/// `MSG_MORE` (more follows at once).
+fn write_through(io: &mut Io, data: &[&[u8]], more: bool) -> io::Result<usize> {
     let Some(socket) = io.socket.as_mut() else {
         return Ok(0);
     };
     let total: usize = data.iter().map(|d| d.len()).sum();
     let mut written = 0;
     while written < total {
-        let result = if data.len() == 1 {
+        let result = if data.len() == 1 && !more {
             socket.write(&data[0][written..])
         } else {
             let mut slices = [IoSlice::new(&[]); IOV_MAX];
             let n = crate::transport::gather(data, written, &mut slices);
-            socket.write_vectored(&slices[..n])
+            if more {
+                socket.write_vectored_more(&slices[..n])
+            } else {
+                socket.write_vectored(&slices[..n])
+            }
         };
         match result {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -893,6 +915,62 @@ fn flush_queue(io: &mut Io) -> io::Result<()> {
 impl TransportBackend for StreamConn {
     fn write(&self, data: &[u8]) {
         self.write_slices(&[data]);
+    }
+
+    fn send_file_with_head(
+        &self,
+        head: &[&[u8]],
+        file: &std::fs::File,
+        offset: u64,
+        len: usize,
+    ) -> io::Result<usize> {
+        let Some((reactor, me)) = self.self_rc() else {
+            return Ok(0);
+        };
+        let together = {
+            let io = self.io.borrow();
+            let f = &io.flags;
+            let dispatching = reactor.dispatching();
+            len > 0
+                && !(f.closed || f.disconnecting || f.write_shut || f.half_close_pending)
+                && io.out_len() == 0
+                && !f.write_blocked
+                && (dispatching == NOT_DISPATCHING || dispatching == io.token)
+        };
+        if !together {
+            self.write_slices(head);
+            return self.send_file(file, offset, len);
+        }
+        let total: usize = head.iter().map(|h| h.len()).sum();
+        {
+            let mut io = self.io.borrow_mut();
+            match write_through(&mut io, head, true) {
+                Ok(n) if n == total => {}
+                Ok(n) => {
+                    // The kernel's buffer is full: the rest of the head
+                    // waits in the queue, the file for the producer.
+                    enqueue(&reactor, &mut io, head, n);
+                    let then = me.after_output(&reactor, &mut io);
+                    drop(io);
+                    me.then(&reactor, then);
+                    return Ok(0);
+                }
+                Err(e) => {
+                    drop(io);
+                    me.close_now(&reactor, ConnectionLost::from_io(e));
+                    return Ok(0);
+                }
+            }
+        }
+        let sent = self.send_file(file, offset, len);
+        if !matches!(sent, Ok(n) if n > 0) {
+            // Nothing followed the head: send it now, not with whatever
+            // comes next.
+            if let Some(socket) = self.io.borrow().socket.as_ref() {
+                socket.push();
+            }
+        }
+        sent
     }
 
     fn write_sequence(&self, data: &[&[u8]]) {

@@ -111,6 +111,23 @@ pub trait TransportBackend {
     fn send_file(&self, file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<usize> {
         send_file_by_copy(self, file, offset, len)
     }
+    /// Writes `head` (like [`write_sequence`](Self::write_sequence): all
+    /// of it is taken, queued if need be) and then sends up to `len` bytes
+    /// of `file` from `offset` as [`send_file`](Self::send_file) does,
+    /// returning how many file bytes went. A socket sends the head with
+    /// `MSG_MORE`, so head and file leave in the same TCP segments (a
+    /// response head and a small body in one packet, as `TCP_CORK` would);
+    /// the default writes the head and calls `send_file`.
+    fn send_file_with_head(
+        &self,
+        head: &[&[u8]],
+        file: &std::fs::File,
+        offset: u64,
+        len: usize,
+    ) -> std::io::Result<usize> {
+        self.write_sequence(head);
+        self.send_file(file, offset, len)
+    }
     /// The backend itself, for code that knows a kind of transport and
     /// wants its own details through a [`Transport`] (the TLS layer's
     /// session: negotiated protocol, `start_tls`). Kinds with nothing to
@@ -292,6 +309,28 @@ impl Transport {
         len: usize,
     ) -> std::io::Result<usize> {
         self.backend.send_file(file, offset, len)
+    }
+
+    /// Writes `head`, then sends up to `len` bytes of `file` from
+    /// `offset` in the same segments where the transport can; see
+    /// [`TransportBackend::send_file_with_head`].
+    ///
+    /// ```no_run
+    /// # fn f(t: &torsion::Transport, file: &std::fs::File) -> std::io::Result<()> {
+    /// let head = b"HTTP/1.1 200 OK\r\nContent-Length: 4096\r\n\r\n";
+    /// let sent = t.send_file_with_head(&[head], file, 0, 4096)?;
+    /// // `sent` file bytes went; send the rest when the transport resumes
+    /// // its producer.
+    /// # Ok(()) }
+    /// ```
+    pub fn send_file_with_head(
+        &self,
+        head: &[&[u8]],
+        file: &std::fs::File,
+        offset: u64,
+        len: usize,
+    ) -> std::io::Result<usize> {
+        self.backend.send_file_with_head(head, file, offset, len)
     }
 
     /// Whether two handles name the same connection.

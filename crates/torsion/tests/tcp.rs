@@ -698,6 +698,143 @@ fn send_file_past_the_end_of_the_file_is_an_error_not_a_zero() {
 }
 
 #[test]
+fn send_file_with_head_sends_head_then_file_in_order() {
+    let path = std::env::temp_dir().join(format!("torsion-sendhead-{}", std::process::id()));
+    let content = random_bytes(4096, 7);
+    std::fs::write(&path, &content).unwrap();
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let results: Rc<RefCell<Vec<usize>>> = Rc::default();
+    let r = results.clone();
+    let p = path.clone();
+    let (_port, addr) = listen(&reactor, move || {
+        let (r, p) = (r.clone(), p.clone());
+        Scripted::new(&l).made(move |t| {
+            let file = std::fs::File::open(&p).unwrap();
+            t.write(b"before|");
+            let sent = t.send_file_with_head(&[b"HEAD ", b"200|"], &file, 0, 4096);
+            r.borrow_mut().push(sent.unwrap());
+            // An empty span: the head alone, not held back.
+            let sent = t.send_file_with_head(&[b"|tail"], &file, 4096, 0);
+            r.borrow_mut().push(sent.unwrap());
+            t.lose_connection();
+        })
+    });
+    let t = thread::spawn(move || {
+        let mut got = Vec::new();
+        client(addr).read_to_end(&mut got).unwrap();
+        got
+    });
+    spin_until(&reactor, || lost_count(&log) == 1);
+    let got = t.join().unwrap();
+    let _ = std::fs::remove_file(&path);
+    let mut want = b"before|HEAD 200|".to_vec();
+    want.extend_from_slice(&content);
+    want.extend_from_slice(b"|tail");
+    assert!(
+        got == want,
+        "got {} bytes, wanted {}",
+        got.len(),
+        want.len()
+    );
+    assert_eq!(*results.borrow(), vec![4096, 0]);
+}
+
+#[test]
+fn a_head_whose_file_fails_is_not_held_back() {
+    // The head leaves marked "more follows"; when the file then sends
+    // nothing (here: it ended before the offset) the head must still
+    // reach the peer while the connection stays open. (On loopback the
+    // kernel often sends it anyway; the engine also pushes it itself.)
+    let path = std::env::temp_dir().join(format!("torsion-sendhead-eof-{}", std::process::id()));
+    std::fs::write(&path, b"short").unwrap();
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let results: Rc<RefCell<Vec<std::io::ErrorKind>>> = Rc::default();
+    let r = results.clone();
+    let p = path.clone();
+    let (_port, addr) = listen(&reactor, move || {
+        let (r, p) = (r.clone(), p.clone());
+        Scripted::new(&l).made(move |t| {
+            let file = std::fs::File::open(&p).unwrap();
+            let e = t
+                .send_file_with_head(&[b"HEAD"], &file, 100, 10)
+                .unwrap_err();
+            r.borrow_mut().push(e.kind());
+        })
+    });
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let t = thread::spawn(move || {
+        let mut s = client(addr);
+        let mut got = vec![0u8; 4];
+        s.read_exact(&mut got).unwrap();
+        tx.send(got).unwrap();
+        s
+    });
+    spin_until(&reactor, || rx.try_recv().is_ok_and(|got| got == b"HEAD"));
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(*results.borrow(), vec![std::io::ErrorKind::UnexpectedEof]);
+    assert_eq!(lost_count(&log), 0, "the connection stays open");
+    drop(t.join().unwrap());
+}
+
+#[test]
+fn send_file_with_head_behind_queued_output_queues_the_head_and_waits() {
+    // The client does not read: an 8 MiB write fills the kernel's buffers
+    // and the rest is queued. The head then goes behind it, in order, and
+    // no file byte is taken (file bytes are never queued).
+    let path = std::env::temp_dir().join(format!("torsion-sendhead-q-{}", std::process::id()));
+    std::fs::write(&path, b"FILE").unwrap();
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let results: Rc<RefCell<Vec<(usize, usize)>>> = Rc::default();
+    let r = results.clone();
+    let p = path.clone();
+    let big = random_bytes(8 << 20, 3);
+    let b = big.clone();
+    let (_port, addr) = listen(&reactor, move || {
+        let (r, p, b) = (r.clone(), p.clone(), b.clone());
+        Scripted::new(&l).made(move |t| {
+            let file = std::fs::File::open(&p).unwrap();
+            t.write(&b);
+            let queued = t.buffered();
+            let sent = t.send_file_with_head(&[b"HEAD"], &file, 0, 4).unwrap();
+            r.borrow_mut().push((sent, t.buffered() - queued));
+            t.lose_connection();
+        })
+    });
+    let (tx, rx) = mpsc::channel::<()>();
+    let t = thread::spawn(move || {
+        let mut s = client(addr);
+        rx.recv().unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        got
+    });
+    spin_until(&reactor, || !results.borrow().is_empty());
+    tx.send(()).unwrap();
+    spin_until(&reactor, || lost_count(&log) == 1);
+    let got = t.join().unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        *results.borrow(),
+        vec![(0, 4)],
+        "(file bytes sent, head bytes queued)"
+    );
+    let mut want = big;
+    want.extend_from_slice(b"HEAD");
+    assert!(
+        got == want,
+        "got {} bytes, wanted {}",
+        got.len(),
+        want.len()
+    );
+}
+
+#[test]
 fn writes_to_other_connections_during_data_received_go_out_as_one_batch() {
     // A broadcast: connection A's data_received writes 100 lines to B.
     // They wait in B's queue until A's call returns, then leave together.
