@@ -34,6 +34,7 @@ use super::response::{reason_phrase, Output, ResponseHead};
 use crate::date::push_http_date;
 use crate::headers::{is_field_value, Headers, Method, Version};
 use crate::limits::Limits;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Instant;
@@ -149,6 +150,10 @@ impl EventQueue {
         e
     }
 
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
     fn clear(&mut self) {
         self.first = None;
         self.second = None;
@@ -196,6 +201,12 @@ enum Writing {
 /// The server side of one HTTP/1.x connection: how it is driven and
 /// drained, and how it pipelines, is described in [`h1`](crate::h1).
 ///
+/// Between requests the connection is small: its configuration (shared),
+/// its idle deadline and a few flags. The decoder, its buffer and the
+/// state of a request under way are allocated when bytes arrive and
+/// freed once the response has finished and nothing is left buffered, so
+/// thousands of idle keep-alive connections hold no request state.
+///
 /// ```
 /// use std::time::Instant;
 /// use torsion_http::h1::{ResponseHead, ServerConnection};
@@ -215,33 +226,137 @@ enum Writing {
 /// conn.finish(now, &mut out).unwrap();
 /// assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
 /// assert!(!conn.is_closed()); // HTTP/1.1: the connection persists
+/// assert!(!conn.holds_request_state()); // and holds nothing of the request
 /// ```
 pub struct ServerConnection {
-    parser: Parser,
-    /// Shared with the parser, and by a site with all its connections.
+    /// Limits and `Server` name; shared by a site with all its
+    /// connections.
+    config: Rc<ConnConfig>,
+    /// The decoder and the request under way; `None` while idle.
+    busy: Option<Box<Busy>>,
+    idle_deadline: Option<Instant>,
+    date: bool,
+    /// Close after the current response (the server is shutting down).
+    closing: bool,
+    /// The peer sent end of file: no request will follow.
+    eof: bool,
+    closed: bool,
+}
+
+/// What a site's connections share: their limits, `Server` name, and
+/// the request state idle connections let go.
+pub(crate) struct ConnConfig {
+    /// Also shared with each connection's decoder.
     limits: Rc<Limits>,
     server: Option<Rc<str>>,
-    date: bool,
+    /// Request state let go by connections that went idle, as good as
+    /// new (a cleared buffer with its room): the next request of any
+    /// connection takes it, so a keep-alive request allocates neither
+    /// state nor buffer. At most [`SPARE_MAX`], so their memory is
+    /// bounded per site, not per connection.
+    // Boxed: each is a connection's allocation, handed over as it is.
+    #[allow(clippy::vec_box)]
+    spare: RefCell<Vec<Box<Busy>>>,
+}
+
+/// How many spare request states a [`ConnConfig`] keeps.
+const SPARE_MAX: usize = 64;
+
+/// The largest decoder buffer a spare request state keeps.
+const SPARE_BUFFER_MAX: usize = 4096;
+
+impl ConnConfig {
+    pub(crate) fn new(limits: Rc<Limits>, server: Option<Rc<str>>) -> Self {
+        ConnConfig {
+            limits,
+            server,
+            spare: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// A request state as good as new: a spare one, or a new one.
+    fn take_busy(&self) -> Box<Busy> {
+        let spare = self.spare.borrow_mut().pop();
+        spare.unwrap_or_else(|| Box::new(Busy::new(&self.limits, Vec::new())))
+    }
+
+    /// Takes back the request state of a connection that went idle.
+    fn give_back(&self, mut busy: Box<Busy>) {
+        let mut spare = self.spare.borrow_mut();
+        if spare.len() >= SPARE_MAX {
+            return;
+        }
+        let mut buf = busy.parser.take_buffer();
+        buf.clear();
+        if buf.capacity() > SPARE_BUFFER_MAX {
+            buf = Vec::new();
+        }
+        // Made anew rather than reset field by field: nothing of one
+        // request can reach the next.
+        *busy = Busy::new(&self.limits, buf);
+        spare.push(busy);
+    }
+}
+
+impl Clone for ConnConfig {
+    /// The same limits and name; no spare state.
+    fn clone(&self) -> Self {
+        ConnConfig::new(self.limits.clone(), self.server.clone())
+    }
+}
+
+impl std::fmt::Debug for ConnConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnConfig")
+            .field("limits", &self.limits)
+            .field("server", &self.server)
+            .finish()
+    }
+}
+
+/// The part of a connection that exists only while a request is read or
+/// answered, or bytes wait to be decoded.
+struct Busy {
+    parser: Parser,
     events: EventQueue,
     current: Option<Current>,
     writing: Writing,
     /// The response ended before its request's body was read: drop the
     /// rest of the body, then read the next request.
     discarding: bool,
-    /// Close after the current response (the server is shutting down).
-    closing: bool,
-    /// The peer sent end of file: no request will follow.
-    eof: bool,
-    closed: bool,
     head_deadline: Option<Instant>,
-    idle_deadline: Option<Instant>,
+}
+
+impl Busy {
+    /// A new request state, its decoder reading into `buf` (empty).
+    fn new(limits: &Rc<Limits>, buf: Vec<u8>) -> Busy {
+        Busy {
+            parser: Parser::with_buffer(limits.clone(), buf),
+            events: EventQueue::default(),
+            current: None,
+            writing: Writing::Idle,
+            discarding: false,
+            head_deadline: None,
+        }
+    }
+
+    /// Whether nothing is under way and nothing waits: the connection
+    /// can let this go.
+    fn is_idle(&self) -> bool {
+        self.current.is_none()
+            && !self.discarding
+            && self.head_deadline.is_none()
+            && self.parser.awaiting_head()
+            && self.parser.buffered() == 0
+            && self.events.is_empty()
+    }
 }
 
 impl std::fmt::Debug for ServerConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerConnection")
-            .field("current", &self.current)
-            .field("writing", &self.writing)
+            .field("current", &self.busy.as_ref().and_then(|b| b.current))
+            .field("writing", &self.busy.as_ref().map(|b| b.writing))
             .field("closed", &self.closed)
             .finish()
     }
@@ -250,40 +365,28 @@ impl std::fmt::Debug for ServerConnection {
 impl ServerConnection {
     /// A connection that opened at `now`, waiting for its first request.
     pub fn new(limits: Limits, now: Instant) -> Self {
-        Self::with_shared_limits(Rc::new(limits), now)
+        Self::with_config(Rc::new(ConnConfig::new(Rc::new(limits), None)), now)
     }
 
-    /// [`new`](Self::new) with limits shared by many connections.
-    pub(crate) fn with_shared_limits(limits: Rc<Limits>, now: Instant) -> Self {
-        let idle = now + limits.idle_timeout;
+    /// [`new`](Self::new) with a configuration shared by many
+    /// connections.
+    pub(crate) fn with_config(config: Rc<ConnConfig>, now: Instant) -> Self {
+        let idle = now + config.limits.idle_timeout;
         ServerConnection {
-            parser: Parser::new(limits.clone()),
-            limits,
-            server: None,
+            config,
+            busy: None,
+            idle_deadline: Some(idle),
             date: true,
-            events: EventQueue::default(),
-            current: None,
-            writing: Writing::Idle,
-            discarding: false,
             closing: false,
             eof: false,
             closed: false,
-            head_deadline: None,
-            idle_deadline: Some(idle),
         }
     }
 
     /// Adds `Server: name` to responses that do not set one.
     pub fn with_server(mut self, name: impl Into<String>) -> Self {
         let name = name.into();
-        self.server = is_field_value(name.as_bytes()).then(|| Rc::from(name));
-        self
-    }
-
-    /// [`with_server`](Self::with_server) with a name shared by many
-    /// connections and already checked with [`server_name`].
-    pub(crate) fn with_shared_server(mut self, name: Option<Rc<str>>) -> Self {
-        self.server = name;
+        Rc::make_mut(&mut self.config).server = server_name(&name);
         self
     }
 
@@ -294,9 +397,22 @@ impl ServerConnection {
         self
     }
 
+    /// Whether the connection holds any per-request state: a decoder
+    /// buffer, a request under way, queued events. False between requests
+    /// of a keep-alive connection once the last response has finished and
+    /// nothing is buffered; what it then holds is `size_of::<Self>()`.
+    pub fn holds_request_state(&self) -> bool {
+        self.busy.is_some()
+    }
+
+    /// The request state, made if the connection was idle.
+    fn busy_mut(&mut self) -> &mut Busy {
+        self.busy.get_or_insert_with(|| self.config.take_busy())
+    }
+
     /// The limits this connection enforces.
     pub fn limits(&self) -> &Limits {
-        &self.limits
+        &self.config.limits
     }
 
     /// Feeds bytes from the peer. Then call [`poll_event`](Self::poll_event)
@@ -307,10 +423,13 @@ impl ServerConnection {
         if self.closed || data.is_empty() {
             return;
         }
-        if self.current.is_some_and(|c| !c.body_read) || self.discarding {
-            self.idle_deadline = Some(now + self.limits.idle_timeout);
+        let idle_timeout = self.config.limits.idle_timeout;
+        let busy = self.busy_mut();
+        let reading_body = busy.current.is_some_and(|c| !c.body_read) || busy.discarding;
+        busy.parser.push(data);
+        if reading_body {
+            self.idle_deadline = Some(now + idle_timeout);
         }
-        self.parser.push(data);
         self.advance(now, out);
     }
 
@@ -323,7 +442,7 @@ impl ServerConnection {
             return;
         }
         self.eof = true;
-        if !self.current.is_some_and(|c| c.body_read) {
+        if !self.current().is_some_and(|c| c.body_read) {
             self.close_now();
         }
     }
@@ -331,7 +450,7 @@ impl ServerConnection {
     /// The next event, in order. Events of a request whose response has
     /// already finished are dropped.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.busy.as_mut()?.events.pop_front()
     }
 
     /// Whether the connection is done: the caller flushes what was
@@ -345,15 +464,20 @@ impl ServerConnection {
     /// that is still being answered; true again once
     /// [`finish`](Self::finish) lets them be decoded.
     pub fn wants_read(&self) -> bool {
-        let backlogged =
-            self.parser.is_done() && self.parser.buffered() >= self.limits.max_pipelined;
+        let backlogged = self.busy.as_ref().is_some_and(|b| {
+            b.parser.is_done() && b.parser.buffered() >= self.config.limits.max_pipelined
+        });
         !(self.closed || backlogged)
     }
 
     /// Whether a request is being answered (its head was read and its
     /// response has not finished).
     pub fn is_busy(&self) -> bool {
-        self.current.is_some()
+        self.current().is_some()
+    }
+
+    fn current(&self) -> Option<Current> {
+        self.busy.as_ref().and_then(|b| b.current)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called,
@@ -362,7 +486,10 @@ impl ServerConnection {
         if self.closed {
             return None;
         }
-        match (self.head_deadline, self.idle_deadline) {
+        match (
+            self.busy.as_ref().and_then(|b| b.head_deadline),
+            self.idle_deadline,
+        ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -375,10 +502,11 @@ impl ServerConnection {
         if self.closed {
             return;
         }
-        if self.head_deadline.is_some_and(|d| d <= now) {
+        let head_deadline = self.busy.as_ref().and_then(|b| b.head_deadline);
+        if head_deadline.is_some_and(|d| d <= now) {
             self.fail(ParseError::HeadTimeout, out);
         } else if self.idle_deadline.is_some_and(|d| d <= now) {
-            if self.current.is_some_and(|c| !c.body_read) {
+            if self.current().is_some_and(|c| !c.body_read) {
                 self.fail(ParseError::HeadTimeout, out);
             } else {
                 self.close_now();
@@ -391,7 +519,7 @@ impl ServerConnection {
     /// once.
     pub fn close_when_idle(&mut self) {
         self.closing = true;
-        if self.current.is_none() {
+        if self.current().is_none() {
             self.close_now();
         }
     }
@@ -425,8 +553,12 @@ impl ServerConnection {
         if self.closed {
             return Err(SendError::Closed);
         }
-        let cur = self.current.ok_or(SendError::NoRequest)?;
-        if !matches!(self.writing, Writing::Idle) {
+        let cur = self.current().ok_or(SendError::NoRequest)?;
+        if self
+            .busy
+            .as_ref()
+            .is_some_and(|b| !matches!(b.writing, Writing::Idle))
+        {
             return Err(SendError::AlreadyStarted);
         }
         if !(200..=999).contains(&status) {
@@ -479,7 +611,7 @@ impl ServerConnection {
         if self.date && !headers.contains("date") {
             push_date(&mut buf);
         }
-        if let Some(server) = &self.server {
+        if let Some(server) = &self.config.server {
             if !headers.contains("server") {
                 push_field(&mut buf, "Server", server.as_bytes());
             }
@@ -499,7 +631,7 @@ impl ServerConnection {
         }
         buf.extend_from_slice(b"\r\n");
         out.write_owned(buf);
-        self.writing = Writing::Body {
+        self.busy_mut().writing = Writing::Body {
             framing,
             written: 0,
             suppress: cur.head_only || no_body,
@@ -513,12 +645,12 @@ impl ServerConnection {
         if self.closed {
             return Err(SendError::Closed);
         }
-        let Writing::Body {
+        let Some(Writing::Body {
             framing,
             written,
             suppress,
             ..
-        } = &mut self.writing
+        }) = self.busy.as_mut().map(|b| &mut b.writing)
         else {
             return Err(SendError::NotStarted);
         };
@@ -591,7 +723,7 @@ impl ServerConnection {
         if self.closed {
             return None;
         }
-        match self.writing {
+        match self.busy.as_ref()?.writing {
             Writing::Body {
                 framing: Framing::Length(declared),
                 written,
@@ -621,12 +753,12 @@ impl ServerConnection {
             return Err(SendError::Closed);
         }
         let room = self.direct_body_room().ok_or(SendError::NotStarted)?;
-        let Writing::Body {
+        let Some(Writing::Body {
             framing,
             written,
             keep_alive,
             ..
-        } = &mut self.writing
+        }) = self.busy.as_mut().map(|b| &mut b.writing)
         else {
             return Err(SendError::NotStarted);
         };
@@ -652,12 +784,15 @@ impl ServerConnection {
         if self.closed {
             return Err(SendError::Closed);
         }
+        let Some(busy) = self.busy.as_mut() else {
+            return Err(SendError::NotStarted);
+        };
         let Writing::Body {
             framing,
             written,
             suppress,
             keep_alive,
-        } = self.writing
+        } = busy.writing
         else {
             return Err(SendError::NotStarted);
         };
@@ -672,21 +807,21 @@ impl ServerConnection {
             Framing::Close => keep = false,
             _ => {}
         }
-        self.writing = Writing::Idle;
-        self.events.clear();
-        let cur = self.current.take();
+        busy.writing = Writing::Idle;
+        busy.events.clear();
+        let cur = busy.current.take();
         if !keep || self.closing {
             self.close_now();
             return result;
         }
         if cur.is_some_and(|c| !c.body_read) {
-            self.discarding = true;
-            self.idle_deadline = Some(now + self.limits.idle_timeout);
+            busy.discarding = true;
+            self.idle_deadline = Some(now + self.config.limits.idle_timeout);
         } else {
-            self.parser.next_request();
+            busy.parser.next_request();
         }
         self.advance(now, out);
-        if self.eof && !self.current.is_some_and(|c| c.body_read) {
+        if self.eof && !self.current().is_some_and(|c| c.body_read) {
             self.close_now();
         }
         result
@@ -694,47 +829,54 @@ impl ServerConnection {
 
     fn close_now(&mut self) {
         self.closed = true;
-        self.parser.fail();
-        self.current = None;
-        self.head_deadline = None;
+        if let Some(busy) = self.busy.as_mut() {
+            busy.parser.fail();
+            busy.current = None;
+            busy.head_deadline = None;
+        }
         self.idle_deadline = None;
     }
 
     /// Decodes buffered input into events until the decoder needs more,
-    /// or a request waits for its response.
+    /// or a request waits for its response. Lets the request state go
+    /// once nothing is under way and nothing is buffered.
     fn advance(&mut self, now: Instant, out: &mut dyn Output) {
-        while let Some(step) = self.parser.step() {
+        let Some(busy) = self.busy.as_mut() else {
+            return;
+        };
+        let limits = &self.config.limits;
+        while let Some(step) = busy.parser.step() {
             match step {
                 Step::Head(head) => {
-                    self.head_deadline = None;
+                    busy.head_deadline = None;
                     let has_body = head.body != BodyLength::Empty;
-                    self.current = Some(Current {
+                    busy.current = Some(Current {
                         head_only: head.method == Method::Head,
                         version: head.version,
                         keep_alive: head.keep_alive,
                         body_read: false,
                     });
-                    self.idle_deadline = has_body.then(|| now + self.limits.idle_timeout);
+                    self.idle_deadline = has_body.then(|| now + limits.idle_timeout);
                     if head.expect_continue && has_body {
                         out.write_all(&[b"HTTP/1.1 100 Continue\r\n\r\n"]);
                     }
-                    self.events.push_back(Event::Request(head));
+                    busy.events.push_back(Event::Request(head));
                 }
                 Step::Data(data) => {
-                    if !self.discarding {
-                        self.events.push_back(Event::Data(data));
+                    if !busy.discarding {
+                        busy.events.push_back(Event::Data(data));
                     }
                 }
                 Step::End(trailers) => {
                     self.idle_deadline = None;
-                    if self.discarding {
-                        self.discarding = false;
-                        self.parser.next_request();
+                    if busy.discarding {
+                        busy.discarding = false;
+                        busy.parser.next_request();
                     } else {
-                        if let Some(c) = &mut self.current {
+                        if let Some(c) = &mut busy.current {
                             c.body_read = true;
                         }
-                        self.events.push_back(Event::End { trailers });
+                        busy.events.push_back(Event::End { trailers });
                     }
                 }
                 Step::Error(e) => {
@@ -743,17 +885,21 @@ impl ServerConnection {
                 }
             }
         }
-        if self.current.is_none() && !self.discarding && self.parser.awaiting_head() {
-            if self.parser.buffered() > 0 {
+        if busy.current.is_none() && !busy.discarding && busy.parser.awaiting_head() {
+            if busy.parser.buffered() > 0 {
                 self.idle_deadline = None;
-                if self.head_deadline.is_none() {
-                    self.head_deadline = Some(now + self.limits.head_timeout);
+                if busy.head_deadline.is_none() {
+                    busy.head_deadline = Some(now + limits.head_timeout);
                 }
-            } else {
-                self.parser.release_if_consumed();
-                if self.head_deadline.is_none() && self.idle_deadline.is_none() {
-                    self.idle_deadline = Some(now + self.limits.idle_timeout);
-                }
+            } else if busy.head_deadline.is_none() && self.idle_deadline.is_none() {
+                self.idle_deadline = Some(now + limits.idle_timeout);
+            }
+        }
+        if busy.is_idle() {
+            // Let go, not cleared: an idle keep-alive connection holds no
+            // decoder buffer and no request state.
+            if let Some(busy) = self.busy.take() {
+                self.config.give_back(busy);
             }
         }
     }
@@ -761,7 +907,11 @@ impl ServerConnection {
     /// Answers a request that could not be read (when no response is
     /// under way) and closes.
     fn fail(&mut self, e: ParseError, out: &mut dyn Output) {
-        if matches!(self.writing, Writing::Idle) {
+        let responding = self
+            .busy
+            .as_ref()
+            .is_some_and(|b| !matches!(b.writing, Writing::Idle));
+        if !responding {
             let status = e.status();
             let reason = reason_phrase(status);
             let body = format!("{reason}\n");
@@ -770,7 +920,7 @@ impl ServerConnection {
             if self.date {
                 push_date(&mut buf);
             }
-            if let Some(server) = &self.server {
+            if let Some(server) = &self.config.server {
                 push_field(&mut buf, "Server", server.as_bytes());
             }
             push_field(&mut buf, "Content-Type", b"text/plain; charset=utf-8");
@@ -784,8 +934,9 @@ impl ServerConnection {
             buf.extend_from_slice(body.as_bytes());
             out.write_all(&[&buf]);
         }
-        self.events.push_back(Event::Error(e));
-        self.writing = Writing::Idle;
+        let busy = self.busy_mut();
+        busy.events.push_back(Event::Error(e));
+        busy.writing = Writing::Idle;
         self.close_now();
     }
 }
@@ -875,6 +1026,75 @@ mod tests {
         q.clear();
         assert_eq!(q.pop_front(), None);
         assert!(q.rest.is_none());
+    }
+
+    fn get(conn: &mut ServerConnection, bytes: &[u8], out: &mut Vec<u8>) -> usize {
+        let now = Instant::now();
+        conn.receive(bytes, now, out);
+        let mut requests = 0;
+        while let Some(e) = conn.poll_event() {
+            requests += usize::from(matches!(e, Event::Request(_)));
+        }
+        requests
+    }
+
+    fn answer(conn: &mut ServerConnection, out: &mut Vec<u8>) {
+        let mut head = ResponseHead::new(200);
+        head.headers.set("Content-Length", "2").unwrap();
+        conn.send_response(head, out).unwrap();
+        conn.send_data(b"hi", out).unwrap();
+        conn.finish(Instant::now(), out).unwrap();
+    }
+
+    #[test]
+    fn an_idle_connection_holds_no_request_state() {
+        let mut out = Vec::new();
+        let mut conn = ServerConnection::new(Limits::default(), Instant::now());
+        assert!(!conn.holds_request_state());
+        assert_eq!(
+            get(&mut conn, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", &mut out),
+            1
+        );
+        assert!(conn.holds_request_state());
+        answer(&mut conn, &mut out);
+        assert!(!conn.holds_request_state());
+        assert!(!conn.is_closed());
+
+        // The state went back to the site's spares, emptied; the next
+        // request takes it.
+        assert_eq!(conn.config.spare.borrow().len(), 1);
+        assert!(conn.config.spare.borrow()[0].is_idle());
+        assert_eq!(
+            get(&mut conn, b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n", &mut out),
+            1
+        );
+        assert!(conn.config.spare.borrow().is_empty());
+        answer(&mut conn, &mut out);
+        assert!(!conn.holds_request_state());
+    }
+
+    #[test]
+    fn request_state_stays_while_anything_is_buffered() {
+        let mut out = Vec::new();
+        let mut conn = ServerConnection::new(Limits::default(), Instant::now());
+        let two = b"GET / HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n";
+        assert_eq!(get(&mut conn, two, &mut out), 1);
+        answer(&mut conn, &mut out);
+        // The second request was decoded from the buffer.
+        assert!(conn.holds_request_state());
+        assert!(conn.is_busy());
+        assert_eq!(get(&mut conn, b"", &mut out), 1);
+        answer(&mut conn, &mut out);
+        assert!(!conn.holds_request_state());
+
+        // Half a head is kept, with its deadline.
+        let mut conn = ServerConnection::new(Limits::default(), Instant::now());
+        assert_eq!(get(&mut conn, b"GET / HT", &mut out), 0);
+        assert!(conn.holds_request_state());
+        // The empty lines allowed before a request line are not.
+        let mut conn = ServerConnection::new(Limits::default(), Instant::now());
+        assert_eq!(get(&mut conn, b"\r\n", &mut out), 0);
+        assert!(!conn.holds_request_state());
     }
 
     #[test]

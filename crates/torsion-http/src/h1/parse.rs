@@ -225,10 +225,18 @@ pub(crate) struct Parser {
 }
 
 impl Parser {
+    #[cfg(test)]
     pub(crate) fn new(limits: Rc<Limits>) -> Self {
+        Self::with_buffer(limits, Vec::new())
+    }
+
+    /// A decoder that reads into `buf`: what it holds is dropped, its
+    /// room is reused.
+    pub(crate) fn with_buffer(limits: Rc<Limits>, mut buf: Vec<u8>) -> Self {
+        buf.clear();
         Parser {
             limits,
-            buf: Vec::new(),
+            buf,
             pos: 0,
             scanned: 0,
             line_end: None,
@@ -254,15 +262,10 @@ impl Parser {
         self.buf.extend_from_slice(data);
     }
 
-    /// Gives the buffer's memory back when every byte in it has been
-    /// consumed: a connection waiting for its next request holds none.
-    pub(crate) fn release_if_consumed(&mut self) {
-        if self.pos == self.buf.len() && self.buf.capacity() > 0 {
-            self.scanned = self.scanned.saturating_sub(self.pos);
-            self.line_end = self.line_end.map(|l| l - self.pos);
-            self.pos = 0;
-            self.buf = Vec::new();
-        }
+    /// Takes the buffer, with whatever it holds; the decoder is left
+    /// with none.
+    pub(crate) fn take_buffer(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
     }
 
     /// Bytes received and not yet consumed.
