@@ -622,13 +622,26 @@ impl ChannelShared {
         let Some(mut t) = self.transport() else {
             return Ok(0);
         };
-        if head && !self.start_response(request, &mut t) {
-            return Ok(0);
+        // The head, if this starts the response, goes with the first file
+        // bytes where it can (one segment for a small file).
+        let mut pending_head = None;
+        if head {
+            let mut out = HeadWithBody::new(&mut t);
+            if !self.start_response(request, &mut out) {
+                return Ok(0);
+            }
+            pending_head = out.head.take();
+        }
+        let room = self.conn.borrow().direct_body_room();
+        let direct = len > 0 && t.buffered() == 0 && t.is_open() && room.is_some_and(|r| r > 0);
+        if !direct {
+            if let Some(h) = pending_head.take() {
+                t.write(&h);
+            }
         }
         if len == 0 || t.buffered() > 0 || !t.is_open() {
             return Ok(0);
         }
-        let room = self.conn.borrow().direct_body_room();
         let sent = match room {
             Some(0) => {
                 return Err(io::Error::new(
@@ -639,7 +652,10 @@ impl ChannelShared {
             Some(room) => {
                 let want = u64::try_from(len).map_or(room, |l| l.min(room));
                 let want = usize::try_from(want).unwrap_or(len);
-                let sent = t.send_file(file, offset, want)?;
+                let sent = match pending_head {
+                    Some(h) => t.send_file_with_head(&[&h], file, offset, want)?,
+                    None => t.send_file(file, offset, want)?,
+                };
                 // Within the room asked for: this cannot overflow.
                 let _ = self.conn.borrow_mut().direct_body_sent(sent as u64);
                 sent
