@@ -316,6 +316,13 @@ fn served(stream: &mut TcpStream, wait: Duration) -> bool {
     matches!(stream.read(&mut b), Ok(1))
 }
 
+/// Waits the full patience for the echo of a byte `served` already sent.
+fn served_late(stream: &mut TcpStream) -> bool {
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut b = [0];
+    matches!(stream.read(&mut b), Ok(1))
+}
+
 #[test]
 fn out_of_descriptors_pauses_accepting_without_spinning_and_recovers() {
     const LIMIT: &str = "out of file descriptors";
@@ -333,7 +340,12 @@ fn out_of_descriptors_pauses_accepting_without_spinning_and_recovers() {
     let mut starved = None;
     for _ in 0..100 {
         let mut c = connect(&server);
-        if served(&mut c, Duration::from_secs(2)) {
+        // Not served within 2 s means starved only once the server says
+        // it ran out; before that it is just slow (a loaded machine), and
+        // the same client is given the full patience.
+        let ok = served(&mut c, Duration::from_secs(2))
+            || (server.lines_containing(LIMIT).is_empty() && served_late(&mut c));
+        if ok {
             clients.push(c);
         } else {
             starved = Some(c);
