@@ -201,6 +201,22 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10) as ra
     assert_eq!(out.stdout.trim(), "TLSv1.3 True");
 }
 
+/// `torsion portforward --listen LISTEN --connect CONNECT`.
+fn forwarder(listen: &str, connect: &str) -> Server {
+    Server::start(
+        Command::new(BIN).args(["portforward", "--listen", listen, "--connect", connect]),
+        1,
+    )
+}
+
+/// `torsion echo` on an `ssl:` endpoint with the test certificate.
+fn ssl_echo(pki: &Pki) -> Server {
+    Server::start(
+        Command::new(BIN).args(["echo", "--listen", &pki.endpoint()]),
+        1,
+    )
+}
+
 /// Sends `data` through `addr` in plain TCP and reads back as much, with
 /// the write side shut after the last byte.
 fn echo_through(addr: std::net::SocketAddr, data: &[u8]) -> Vec<u8> {
@@ -225,16 +241,7 @@ fn portforward_terminates_tls_in_front_of_a_plain_echo() {
     let pki = Pki::new("pf-terminate");
     let echo = Server::echo();
     let target = format!("tcp:host=127.0.0.1:port={}", echo.addr().port());
-    let fwd = Server::start(
-        Command::new(BIN).args([
-            "portforward",
-            "--listen",
-            &pki.endpoint(),
-            "--connect",
-            &target,
-        ]),
-        1,
-    );
+    let fwd = forwarder(&pki.endpoint(), &target);
     let script = r#"
 import socket, ssl, sys
 ctx = ssl.create_default_context(cafile=sys.argv[1])
@@ -271,25 +278,13 @@ fn portforward_originates_tls_to_an_ssl_echo() {
     // Plain client -> portforward (tcp) -> tls: connect -> echo (ssl:),
     // the echo's certificate checked against the test CA.
     let pki = Pki::new("pf-originate");
-    let echo = Server::start(
-        Command::new(BIN).args(["echo", "--listen", &pki.endpoint()]),
-        1,
-    );
+    let echo = ssl_echo(&pki);
     let target = format!(
         "tls:host=localhost:port={}:trustRoots={}",
         echo.addr().port(),
         pki.path("ca.pem").display()
     );
-    let fwd = Server::start(
-        Command::new(BIN).args([
-            "portforward",
-            "--listen",
-            support::LOOPBACK,
-            "--connect",
-            &target,
-        ]),
-        1,
-    );
+    let fwd = forwarder(support::LOOPBACK, &target);
     let data = random_bytes(11, 2 * 1024 * 1024 + 17);
     let got = echo_through(fwd.addr(), &data);
     assert_eq!(got.len(), data.len());
@@ -302,21 +297,9 @@ fn portforward_refuses_a_tls_target_with_an_untrusted_certificate() {
     // the test CA's certificate fails: the client is closed, the reason
     // logged, nothing forwarded in clear.
     let pki = Pki::new("pf-untrusted");
-    let echo = Server::start(
-        Command::new(BIN).args(["echo", "--listen", &pki.endpoint()]),
-        1,
-    );
+    let echo = ssl_echo(&pki);
     let target = format!("tls:host=localhost:port={}", echo.addr().port());
-    let fwd = Server::start(
-        Command::new(BIN).args([
-            "portforward",
-            "--listen",
-            support::LOOPBACK,
-            "--connect",
-            &target,
-        ]),
-        1,
-    );
+    let fwd = forwarder(support::LOOPBACK, &target);
     let got = echo_through(fwd.addr(), b"must not arrive\n");
     assert!(got.is_empty(), "got {got:?}");
     assert!(
