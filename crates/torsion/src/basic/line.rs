@@ -407,6 +407,11 @@ impl LineSender {
         }
     }
 
+    /// The delimiter that ends each line sent.
+    pub fn delimiter(&self) -> &[u8] {
+        &self.delimiter
+    }
+
     /// Writes `line` and the delimiter in one gathering write.
     pub fn send_line(&self, line: &[u8]) {
         self.transport.write_sequence(&[line, &self.delimiter]);

@@ -40,6 +40,8 @@ struct Room {
     next_id: u64,
     max_line: usize,
     max_buffered: usize,
+    /// The line being broadcast, whole; kept for its memory.
+    scratch: Vec<u8>,
 }
 
 /// The state a chat room's connections share: who is in it, and its
@@ -78,6 +80,7 @@ impl ChatRoom {
                 next_id: 0,
                 max_line: DEFAULT_MAX_LINE,
                 max_buffered: DEFAULT_MAX_BUFFERED,
+                scratch: Vec::new(),
             })),
         }
     }
@@ -125,6 +128,10 @@ impl ChatRoom {
     /// Sends `prefix` + `line` to everyone (or everyone but `except`),
     /// dropping clients that fell too far behind.
     fn broadcast(&self, prefix: &[u8], line: &[u8], except: Option<u64>) {
+        // Put together once, written to each member as one piece: a
+        // member's write then copies one slice, not three.
+        let mut msg = std::mem::take(&mut self.room.borrow_mut().scratch);
+        let mut delimiter: Option<&[u8]> = None;
         let room = self.room.borrow();
         for m in &room.members {
             if Some(m.id) == except {
@@ -134,7 +141,14 @@ impl ChatRoom {
             if !t.is_open() {
                 continue;
             }
-            m.sender.send_line_with_prefix(prefix, line);
+            if delimiter != Some(m.sender.delimiter()) {
+                delimiter = Some(m.sender.delimiter());
+                msg.clear();
+                msg.extend_from_slice(prefix);
+                msg.extend_from_slice(line);
+                msg.extend_from_slice(m.sender.delimiter());
+            }
+            t.write(&msg);
             if t.buffered() > room.max_buffered {
                 tracing::warn!(
                     peer = %t.peer(),
@@ -145,8 +159,16 @@ impl ChatRoom {
                 t.abort_connection();
             }
         }
+        drop(room);
+        msg.clear();
+        if msg.capacity() <= MAX_SCRATCH {
+            self.room.borrow_mut().scratch = msg;
+        }
     }
 }
+
+/// The largest broadcast buffer a room keeps between lines.
+const MAX_SCRATCH: usize = 4096;
 
 impl Default for ChatRoom {
     fn default() -> Self {
