@@ -96,7 +96,13 @@ struct Config {
     /// The `Last-Modified` value last formatted, for its modification
     /// time in seconds: a file served again and again is formatted once.
     last_modified: Cell<(u64, [u8; 29])>,
+    /// The content type last found, for the file name extension it was
+    /// found for (up to [`EXT_MAX`] bytes; a length over that is no entry).
+    last_type: Cell<([u8; EXT_MAX], usize, &'static str)>,
 }
+
+/// The longest file name extension whose content type is remembered.
+const EXT_MAX: usize = 15;
 
 /// What a path under the root names, as far as serving goes.
 enum Target {
@@ -143,6 +149,7 @@ impl Config {
             listing: true,
             index: vec!["index.html".to_string()],
             last_modified: Cell::new((u64::MAX, [0; 29])),
+            last_type: Cell::new(([0; EXT_MAX], usize::MAX, "")),
         }
     }
 
@@ -205,6 +212,24 @@ impl Config {
             }
             _ => Target::Missing,
         }
+    }
+
+    /// The content type for a file name: [`content_type`], remembered for
+    /// the last extension asked about (the table lookup is a binary search
+    /// with case-insensitive comparisons).
+    fn content_type(&self, name: &Path) -> Cow<'static, str> {
+        let ext = name.extension().map_or(&[][..], OsStrExt::as_bytes);
+        let (key, len, ctype) = self.last_type.get();
+        if key.get(..len) == Some(ext) {
+            return Cow::Borrowed(ctype);
+        }
+        let found = content_type(name);
+        if let (Cow::Borrowed(ctype), Some(slot)) = (&found, key.get(..ext.len())) {
+            let mut key = [0; EXT_MAX];
+            key[..slot.len()].copy_from_slice(ext);
+            self.last_type.set((key, ext.len(), ctype));
+        }
+        found
     }
 
     /// Sets `Last-Modified` to `mtime`, formatted once per distinct second.
@@ -407,11 +432,39 @@ fn etag_of(meta: &fs::Metadata, gzip: bool) -> Etag {
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
-    let mut tag = Etag::new();
-    let suffix = if gzip { "-gzip" } else { "" };
     // 32 + 16 hex digits and 9 more bytes fit in 64.
-    let _ = write!(tag, "\"{:x}-{:x}{suffix}\"", nanos, meta.len());
+    let mut tag = Etag::new();
+    let _ = tag.write_str("\"");
+    push_hex(&mut tag, nanos);
+    let _ = tag.write_str("-");
+    push_hex(&mut tag, u128::from(meta.len()));
+    let _ = tag.write_str(if gzip { "-gzip\"" } else { "\"" });
     tag
+}
+
+/// Appends `n` in lower-case hexadecimal (what `{:x}` writes, without
+/// the formatting machinery).
+fn push_hex<const N: usize>(out: &mut Short<N>, n: u128) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 32];
+    let mut i = buf.len();
+    // In 64-bit halves: 128-bit shifts cost several instructions each.
+    let (mut high, mut low) = ((n >> 64) as u64, n as u64);
+    for _ in 0..16 {
+        i -= 1;
+        buf[i] = DIGITS[(low & 0xf) as usize];
+        low >>= 4;
+        if low == 0 && high == 0 {
+            break;
+        }
+    }
+    while high != 0 {
+        i -= 1;
+        buf[i] = DIGITS[(high & 0xf) as usize];
+        high >>= 4;
+    }
+    // Hex digits are ASCII.
+    let _ = out.write_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 /// The entity tags of an `If-None-Match`/`If-Match` list, with whether
@@ -595,7 +648,7 @@ fn serve_file(
 ) -> Render {
     let size = meta.len();
     let mtime = meta.modified().ok();
-    let ctype = content_type(name);
+    let ctype = config.content_type(name);
     let compressible = is_compressible(&ctype);
     let asked = Asked::of(request);
     // A whole text file small enough to compress in memory goes gzipped
@@ -637,6 +690,17 @@ fn serve_file(
         }
         _ => RangeRequest::Ignore,
     };
+    let small = |total: u64| total <= SMALL_FILE && *request.method() != Method::Head;
+    if matches!(ranges, RangeRequest::Ignore) && small(size) {
+        // The common case, without the list of segments.
+        let _ = request.set_header("Content-Type", &*ctype);
+        let mut body = Vec::new();
+        return match read_span(&file, &mut body, 0, size) {
+            Ok(()) => Render::Body(body),
+            // Logged by the site and answered with a plain 500.
+            Err(e) => Render::Error(Box::new(e)),
+        };
+    }
     let (segments, total) = match ranges {
         RangeRequest::Ignore => {
             let _ = request.set_header("Content-Type", &*ctype);
@@ -693,7 +757,7 @@ fn serve_file(
             (segments, total)
         }
     };
-    if total <= SMALL_FILE && *request.method() != Method::Head {
+    if small(total) {
         // Small: read it all and answer in one write, head and body (the
         // site sets the length from the body).
         return match read_segments(&file, segments, total) {
@@ -800,31 +864,36 @@ const SMALL_FILE: u64 = 16 * 1024;
 /// fast client cannot keep the reactor from its other connections.
 const STEP: u64 = 1024 * 1024;
 
-/// The bytes of `segments`, which must come to `total`. File bytes are
-/// read straight into the body's spare room: nothing is zeroed first.
+/// The bytes of `segments`, which must come to `total`.
 fn read_segments(file: &fs::File, segments: Vec<Segment>, total: u64) -> io::Result<Vec<u8>> {
     let mut body = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
     for segment in segments {
         match segment {
             Segment::Bytes(b) => body.extend_from_slice(&b),
-            Segment::Span { offset, len } => {
-                let len = usize::try_from(len).map_err(io::Error::other)?;
-                let end = body.len() + len;
-                body.reserve(len);
-                let mut at = offset;
-                while body.len() < end {
-                    let n = rustix::io::pread(file, spare_capacity(&mut body), at)?;
-                    if n == 0 {
-                        return Err(io::ErrorKind::UnexpectedEof.into());
-                    }
-                    at += n as u64;
-                }
-                // A file that grew may have filled more than the span.
-                body.truncate(end);
-            }
+            Segment::Span { offset, len } => read_span(file, &mut body, offset, len)?,
         }
     }
     Ok(body)
+}
+
+/// Appends `len` bytes of `file` from `offset` to `body`, read straight
+/// into its spare room: nothing is zeroed first. A file that ends
+/// before is `UnexpectedEof`.
+fn read_span(file: &fs::File, body: &mut Vec<u8>, offset: u64, len: u64) -> io::Result<()> {
+    let len = usize::try_from(len).map_err(io::Error::other)?;
+    let end = body.len() + len;
+    body.reserve_exact(len);
+    let mut at = offset;
+    while body.len() < end {
+        let n = rustix::io::pread(file, spare_capacity(body), at)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        at += n as u64;
+    }
+    // A file that grew may have filled more than the span.
+    body.truncate(end);
+    Ok(())
 }
 
 /// What one step of a [`FileProducer`] did.
@@ -1137,6 +1206,68 @@ mod tests {
             write!(s, "12345").is_err(),
             "too long is an error, not a panic"
         );
+        for n in [
+            0,
+            9,
+            10,
+            255,
+            0x1234_abcd,
+            u128::from(u64::MAX),
+            1 << 64,
+            0xf << 64,
+            u128::MAX,
+        ] {
+            let mut s = Short::<32>::new();
+            push_hex(&mut s, n);
+            assert_eq!(s.as_str(), format!("{n:x}"));
+        }
+    }
+
+    #[test]
+    fn spans_are_read_exactly_or_fail_at_the_end_of_the_file() {
+        let tree = Tree::new("spans");
+        fs::write(tree.0.join("root/f.txt"), "0123456789").unwrap();
+        let file = fs::File::open(tree.0.join("root/f.txt")).unwrap();
+        let mut body = b"head:".to_vec();
+        read_span(&file, &mut body, 2, 3).unwrap();
+        assert_eq!(
+            body, b"head:234",
+            "no more than the span, though the file goes on"
+        );
+        read_span(&file, &mut body, 0, 0).unwrap();
+        assert_eq!(body, b"head:234");
+        let err = read_span(&file, &mut body, 8, 5).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        let parts = vec![
+            Segment::Bytes(b"<".to_vec()),
+            Segment::Span { offset: 9, len: 1 },
+            Segment::Bytes(b">".to_vec()),
+            Segment::Span { offset: 0, len: 2 },
+        ];
+        assert_eq!(read_segments(&file, parts, 5).unwrap(), b"<9>01");
+    }
+
+    #[test]
+    fn remembered_content_types_agree_with_the_table() {
+        let tree = Tree::new("types");
+        let config = tree.config();
+        let names = [
+            "a.html",
+            "b.html",
+            "c.HTML",
+            "d",
+            "e.",
+            "f.css",
+            "g.docm",
+            "h.html",
+            "i.averyveryverylongextension",
+            "j.averyveryverylongextension",
+            "k.css",
+        ];
+        for name in names.iter().chain(names.iter().rev()) {
+            let name = Path::new(name);
+            assert_eq!(config.content_type(name), content_type(name), "{name:?}");
+        }
     }
 
     #[test]
