@@ -443,28 +443,18 @@ fn etag_of(meta: &fs::Metadata, gzip: bool) -> Etag {
 }
 
 /// Appends `n` in lower-case hexadecimal (what `{:x}` writes, without
-/// the formatting machinery).
-fn push_hex<const N: usize>(out: &mut Short<N>, n: u128) {
+/// the formatting machinery); nothing if it does not fit.
+fn push_hex<const N: usize>(out: &mut Short<N>, mut n: u128) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 32];
-    let mut i = buf.len();
-    // In 64-bit halves: 128-bit shifts cost several instructions each.
-    let (mut high, mut low) = ((n >> 64) as u64, n as u64);
-    for _ in 0..16 {
-        i -= 1;
-        buf[i] = DIGITS[(low & 0xf) as usize];
-        low >>= 4;
-        if low == 0 && high == 0 {
-            break;
-        }
+    let digits = (128 - n.leading_zeros() as usize).div_ceil(4).max(1);
+    let Some(room) = out.buf.get_mut(out.len..out.len + digits) else {
+        return;
+    };
+    for d in room.iter_mut().rev() {
+        *d = DIGITS[(n & 0xf) as usize];
+        n >>= 4;
     }
-    while high != 0 {
-        i -= 1;
-        buf[i] = DIGITS[(high & 0xf) as usize];
-        high >>= 4;
-    }
-    // Hex digits are ASCII.
-    let _ = out.write_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+    out.len += digits;
 }
 
 /// The entity tags of an `If-None-Match`/`If-Match` list, with whether
