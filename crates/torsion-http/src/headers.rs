@@ -151,13 +151,19 @@ static TCHAR: [bool; 256] = {
 
 /// Whether `s` is a non-empty token.
 pub(crate) fn is_token(s: &[u8]) -> bool {
-    !s.is_empty() && s.iter().all(|&b| TCHAR[usize::from(b)])
+    // Every byte looked at, without an early exit: names are short, and
+    // the loop unrolls.
+    !s.is_empty() && s.iter().fold(true, |ok, &b| ok & TCHAR[usize::from(b)])
 }
 
 /// Whether `v` may be sent as a field value: no control characters but
 /// horizontal tab, no DEL.
 pub(crate) fn is_field_value(v: &[u8]) -> bool {
-    v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+    // Without an early exit, so that the compiler checks many bytes at a
+    // time: a valid value, the common case, is read whole anyway.
+    v.iter().fold(true, |ok, &b| {
+        ok & ((b >= 0x20 && b != 0x7f) | (b == b'\t'))
+    })
 }
 
 /// An ordered list of header fields; names compare case-insensitively.
@@ -399,6 +405,19 @@ mod tests {
         assert!(h.has_token("CONNECTION", "keep-alive"));
         assert!(h.has_token("connection", "close"));
         assert!(!h.has_token("connection", "clos"));
+    }
+
+    #[test]
+    fn field_values_refuse_every_control_byte_wherever_it_is() {
+        for b in 0..=255u8 {
+            let ok = b == b'\t' || (b >= 0x20 && b != 0x7f);
+            for at in [0, 1, 17, 40] {
+                let mut v = vec![b'a'; 41];
+                v[at] = b;
+                assert_eq!(is_field_value(&v), ok, "{b:#x} at {at}");
+            }
+        }
+        assert!(is_field_value(b""));
     }
 
     #[test]
