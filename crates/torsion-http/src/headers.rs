@@ -226,6 +226,13 @@ impl Headers {
         Headers::default()
     }
 
+    /// No headers, with room for `n` fields.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Headers {
+            entries: Vec::with_capacity(n),
+        }
+    }
+
     /// Adds a field, keeping any others of the same name.
     pub fn append(
         &mut self,
