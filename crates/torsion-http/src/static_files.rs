@@ -85,8 +85,11 @@ struct Config {
     root: PathBuf,
     /// The root directory, opened once: files are opened beneath it by
     /// `openat2`. `None` when the root is a single file or could not be
-    /// opened so.
-    dir: Option<Rc<OwnedFd>>,
+    /// opened so. Checked against the root path once a second (see
+    /// [`root_dir`](Config::root_dir)).
+    dir: RefCell<Option<Rc<OwnedFd>>>,
+    /// The second (since 1970) in which `dir` was last checked.
+    dir_checked: Cell<u64>,
     /// Cleared once `openat2` proves unavailable (an old kernel, or a
     /// seccomp filter): every lookup then goes the way of [`by_path`].
     ///
@@ -104,6 +107,19 @@ struct Config {
 
 /// The longest file name extension whose content type is remembered.
 const EXT_MAX: usize = 15;
+
+/// The root directory, opened to look files up beneath it; `None` if
+/// `root` is not a directory (a link to one included: the root was
+/// resolved once, at the start).
+fn open_root(root: &Path) -> Option<Rc<OwnedFd>> {
+    let how = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rustix::fs::open(root, how, Mode::empty()).ok().map(Rc::new)
+}
+
+/// The wall clock in whole seconds since 1970.
+fn now_secs() -> u64 {
+    secs(SystemTime::now())
+}
 
 /// What a path under the root names, as far as serving goes.
 enum Target {
@@ -131,21 +147,11 @@ impl Target {
 
 impl Config {
     fn new(root: PathBuf) -> Config {
-        let dir = fs::metadata(&root)
-            .ok()
-            .filter(fs::Metadata::is_dir)
-            .and_then(|_| {
-                rustix::fs::open(
-                    &root,
-                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .ok()
-            })
-            .map(Rc::new);
+        let dir = open_root(&root);
         Config {
             root,
-            dir,
+            dir: RefCell::new(dir),
+            dir_checked: Cell::new(now_secs()),
             beneath: Cell::new(true),
             listing: true,
             index: vec!["index.html".to_string()],
@@ -165,14 +171,14 @@ impl Config {
     /// `openat2` — goes to [`by_path`](Config::by_path), which decides as
     /// before.
     fn open(&self, rel: &Path) -> Target {
-        if let Some(dir) = self.dir.as_deref().filter(|_| self.beneath.get()) {
+        if let Some(dir) = self.root_dir().filter(|_| self.beneath.get()) {
             let path = if rel.as_os_str().is_empty() {
                 Path::new(".")
             } else {
                 rel
             };
             let how = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
-            match rustix::fs::openat2(dir, path, OPEN_FLAGS, Mode::empty(), how) {
+            match rustix::fs::openat2(&*dir, path, OPEN_FLAGS, Mode::empty(), how) {
                 Ok(fd) => return Target::of(fs::File::from(fd)),
                 Err(Errno::NOENT | Errno::NOTDIR) => return Target::Missing,
                 Err(Errno::NOSYS | Errno::PERM) => self.beneath.set(false),
@@ -180,6 +186,26 @@ impl Config {
             }
         }
         self.by_path(rel)
+    }
+
+    /// The root directory's descriptor. Once a second it is checked that
+    /// the root path still names that directory: one moved aside and
+    /// another put in its place (a deployment) is served from then on,
+    /// and a root that is gone is served no more, as when every file was
+    /// looked up by its path.
+    fn root_dir(&self) -> Option<Rc<OwnedFd>> {
+        let now = now_secs();
+        if self.dir_checked.replace(now) != now {
+            let same = match (&*self.dir.borrow(), rustix::fs::lstat(&self.root)) {
+                (Some(dir), Ok(path)) => rustix::fs::fstat(&**dir)
+                    .is_ok_and(|d| (d.st_dev, d.st_ino) == (path.st_dev, path.st_ino)),
+                _ => false,
+            };
+            if !same {
+                *self.dir.borrow_mut() = open_root(&self.root);
+            }
+        }
+        self.dir.borrow().clone()
     }
 
     /// [`open`](Config::open) without `openat2`: the path with its links
@@ -1154,7 +1180,7 @@ mod tests {
             c.beneath.set(false);
             c
         }] {
-            assert!(config.dir.is_some());
+            assert!(config.dir.borrow().is_some());
             let open = |p: &str| what(config.open(Path::new(p)));
             assert_eq!(open("f.txt"), "file");
             assert_eq!(open(""), "dir");
@@ -1172,7 +1198,7 @@ mod tests {
     fn a_single_file_root_is_opened_by_its_path() {
         let tree = Tree::new("single");
         let config = Config::new(fs::canonicalize(tree.0.join("root/f.txt")).unwrap());
-        assert!(config.dir.is_none());
+        assert!(config.dir.borrow().is_none());
         assert_eq!(what(config.open(Path::new(""))), "file");
         assert_eq!(what(config.open(Path::new("x"))), "missing");
     }

@@ -567,6 +567,35 @@ fn last_modified_follows_each_file_and_times_it_cannot_carry_are_left_out() {
 }
 
 #[test]
+fn a_root_moved_aside_and_replaced_is_followed_within_a_second() {
+    // A deployment's swap: the directory the server opened is moved
+    // aside and a new one takes its name. Files come from the new one
+    // once the root is checked again (once a second); a root that is
+    // gone serves nothing, as when every file was looked up by path.
+    let (tmp, root) = tree("swap");
+    let mut h = serve(&root);
+    h.get("/hello.txt");
+    assert_eq!(h.response().text(), "hello, file\n");
+    fs::rename(&root, tmp.path().join("old")).unwrap();
+    fs::create_dir(&root).unwrap();
+    fs::write(root.join("hello.txt"), "new hello\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    h.st.clear();
+    h.get("/hello.txt");
+    assert_eq!(h.response().text(), "new hello\n");
+    fs::rename(&root, tmp.path().join("new")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    h.st.clear();
+    h.get("/hello.txt");
+    assert_eq!(h.response().status, 404);
+    fs::rename(tmp.path().join("old"), &root).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    h.st.clear();
+    h.get("/hello.txt");
+    assert_eq!(h.response().text(), "hello, file\n", "and back");
+}
+
+#[test]
 fn fifos_and_other_special_files_are_not_served() {
     let (_tmp, root) = tree("fifo");
     let fifo = root.join("pipe");
