@@ -151,13 +151,19 @@ static TCHAR: [bool; 256] = {
 
 /// Whether `s` is a non-empty token.
 pub(crate) fn is_token(s: &[u8]) -> bool {
-    !s.is_empty() && s.iter().all(|&b| TCHAR[usize::from(b)])
+    // Every byte looked at, without an early exit: names are short, and
+    // the loop unrolls.
+    !s.is_empty() && s.iter().fold(true, |ok, &b| ok & TCHAR[usize::from(b)])
 }
 
 /// Whether `v` may be sent as a field value: no control characters but
 /// horizontal tab, no DEL.
 pub(crate) fn is_field_value(v: &[u8]) -> bool {
-    v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+    // Without an early exit, so that the compiler checks many bytes at a
+    // time: a valid value, the common case, is read whole anyway.
+    v.iter().fold(true, |ok, &b| {
+        ok & ((b >= 0x20 && b != 0x7f) | (b == b'\t'))
+    })
 }
 
 /// An ordered list of header fields; names compare case-insensitively.
@@ -181,36 +187,85 @@ pub struct Headers {
     entries: Vec<Field>,
 }
 
-/// One field: its name and value in a single allocation.
+/// One field: its name and value, kept together — inside the field
+/// itself when short (most are: `Host`, `Content-Length`, `ETag`, ...),
+/// else in one allocation of their own.
 #[derive(Clone, PartialEq, Eq)]
 struct Field {
     /// The name's bytes (copied from a `str`), then the value's.
-    bytes: Box<[u8]>,
+    bytes: Stored,
     name_len: usize,
 }
 
+/// Name and value bytes up to this many together are kept inside the
+/// field: a field is then 64 bytes and needs no allocation.
+const INLINE: usize = 54;
+
+/// The bytes of a field.
+#[derive(Clone)]
+enum Stored {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl Stored {
+    fn new(name: &[u8], value: &[u8]) -> Stored {
+        let len = name.len() + value.len();
+        match u8::try_from(len) {
+            Ok(short) if len <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..name.len()].copy_from_slice(name);
+                bytes[name.len()..len].copy_from_slice(value);
+                Stored::Inline { len: short, bytes }
+            }
+            _ => {
+                let mut bytes = Vec::with_capacity(len);
+                bytes.extend_from_slice(name);
+                bytes.extend_from_slice(value);
+                Stored::Heap(bytes.into_boxed_slice())
+            }
+        }
+    }
+
+    fn get(&self) -> &[u8] {
+        match self {
+            Stored::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Stored::Heap(bytes) => bytes,
+        }
+    }
+}
+
+impl PartialEq for Stored {
+    fn eq(&self, other: &Stored) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for Stored {}
+
 impl Field {
     fn new(name: &str, value: &[u8]) -> Field {
-        let mut bytes = Vec::with_capacity(name.len() + value.len());
-        bytes.extend_from_slice(name.as_bytes());
-        bytes.extend_from_slice(value);
         Field {
-            bytes: bytes.into_boxed_slice(),
+            bytes: Stored::new(name.as_bytes(), value),
             name_len: name.len(),
         }
     }
 
     fn name(&self) -> &str {
         // Copied whole from a `str` in `new`: this cannot fail.
-        std::str::from_utf8(&self.bytes[..self.name_len]).unwrap_or_default()
+        std::str::from_utf8(self.raw_name()).unwrap_or_default()
+    }
+
+    fn raw_name(&self) -> &[u8] {
+        &self.bytes.get()[..self.name_len]
     }
 
     fn value(&self) -> &[u8] {
-        &self.bytes[self.name_len..]
+        &self.bytes.get()[self.name_len..]
     }
 
     fn is(&self, name: &str) -> bool {
-        self.bytes[..self.name_len].eq_ignore_ascii_case(name.as_bytes())
+        self.raw_name().eq_ignore_ascii_case(name.as_bytes())
     }
 }
 
@@ -218,6 +273,13 @@ impl Headers {
     /// No headers.
     pub fn new() -> Self {
         Headers::default()
+    }
+
+    /// No headers, with room for `n` fields.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Headers {
+            entries: Vec::with_capacity(n),
+        }
     }
 
     /// Adds a field, keeping any others of the same name.
@@ -303,9 +365,7 @@ impl Headers {
 
     /// Every field, in order, as raw (name, value) bytes.
     pub(crate) fn iter_bytes(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.entries
-            .iter()
-            .map(|f| (&f.bytes[..f.name_len], f.value()))
+        self.entries.iter().map(|f| (f.raw_name(), f.value()))
     }
 
     /// The number of fields.
@@ -399,6 +459,40 @@ mod tests {
         assert!(h.has_token("CONNECTION", "keep-alive"));
         assert!(h.has_token("connection", "close"));
         assert!(!h.has_token("connection", "clos"));
+    }
+
+    #[test]
+    fn field_values_refuse_every_control_byte_wherever_it_is() {
+        for b in 0..=255u8 {
+            let ok = b == b'\t' || (b >= 0x20 && b != 0x7f);
+            for at in [0, 1, 17, 40] {
+                let mut v = vec![b'a'; 41];
+                v[at] = b;
+                assert_eq!(is_field_value(&v), ok, "{b:#x} at {at}");
+            }
+        }
+        assert!(is_field_value(b""));
+    }
+
+    #[test]
+    fn short_and_long_fields_keep_their_bytes() {
+        assert!(std::mem::size_of::<Field>() <= 64);
+        let mut h = Headers::new();
+        for len in [0, 1, INLINE - 5, INLINE - 4, INLINE - 3, 255, 256, 1000] {
+            let value = "v".repeat(len);
+            h.append("Name", &value).unwrap();
+            assert_eq!(h.get_all("name").last(), Some(value.as_str()), "{len}");
+        }
+        let names: Vec<_> = h.iter().map(|(n, v)| (n.to_string(), v.len())).collect();
+        assert_eq!(names.len(), 8);
+        assert!(names.iter().all(|(n, _)| n == "Name"));
+        let long_name = "X".repeat(INLINE + 1);
+        h.set(&long_name, "1").unwrap();
+        assert_eq!(h.get(&long_name.to_lowercase()), Some("1"));
+        let copy = h.clone();
+        assert_eq!(copy, h);
+        h.set("Name", "other").unwrap();
+        assert_ne!(copy, h);
     }
 
     #[test]

@@ -16,10 +16,21 @@
 //!
 //! Every path segment is checked before it touches the file system: `.`,
 //! `..`, and segments holding `/` (an encoded slash), `\` or NUL are
-//! refused. The path is then resolved with its symlinks and served only if
-//! it is still under the root, so a link pointing outside is a `404` too.
+//! refused. The file is then opened with `openat2` beneath the root
+//! directory, opened once: the kernel refuses every way out (a `..`, a
+//! symbolic link pointing outside, a `/proc` magic link) while it
+//! resolves the path, so no `realpath` is needed. What that cannot
+//! settle — an absolute link, which may still point inside; a link loop;
+//! a permission error; a kernel without `openat2` — is decided the old
+//! way: the path is resolved with its symlinks and served only if it is
+//! still under the root. Either way a link pointing outside is a `404`.
 //! Only regular files and directories are served: never a FIFO, socket or
-//! device.
+//! device (a file is opened non-blocking, so a FIFO cannot hold the
+//! server up, and refused once `fstat` shows what it is).
+//!
+//! The file served is the one opened and checked: its length, validators
+//! and bytes all come from that descriptor, never from a second lookup
+//! by name.
 //!
 //! # Memory and `sendfile`
 //!
@@ -38,13 +49,19 @@ use crate::range::{parse_range, RangeRequest};
 use crate::request::Request;
 use crate::resource::{redirect_to, ErrorPage, Render, Resource};
 use crate::text::{html_escape, percent_decode, percent_encode_path};
-use std::cell::RefCell;
+use rustix::buffer::spare_capacity;
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::fs;
 use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -54,10 +71,216 @@ use torsion::Producer;
 /// socket with `sendfile` (see [`Request::send_file`]).
 pub const CHUNK: usize = 64 * 1024;
 
+/// How every file is opened: for reading only, never blocking (a FIFO
+/// opens at once, and is then refused as no regular file) and never
+/// becoming the process's controlling terminal.
+const OPEN_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::CLOEXEC)
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::NOCTTY);
+
+#[derive(Clone)]
 struct Config {
+    /// The root, canonical.
     root: PathBuf,
+    /// The root directory, opened once: files are opened beneath it by
+    /// `openat2`. `None` when the root is a single file or could not be
+    /// opened so. Checked against the root path once a second (see
+    /// [`root_dir`](Config::root_dir)).
+    dir: RefCell<Option<Rc<OwnedFd>>>,
+    /// The second (since 1970) in which `dir` was last checked.
+    dir_checked: Cell<u64>,
+    /// Cleared once `openat2` proves unavailable (an old kernel, or a
+    /// seccomp filter): every lookup then goes the way of [`by_path`].
+    ///
+    /// [`by_path`]: Config::by_path
+    beneath: Cell<bool>,
     listing: bool,
     index: Vec<String>,
+    /// The `Last-Modified` value last formatted, for its modification
+    /// time in seconds: a file served again and again is formatted once.
+    last_modified: Cell<(u64, [u8; 29])>,
+    /// The content type last found, for the file name extension it was
+    /// found for (up to [`EXT_MAX`] bytes; a length over that is no entry).
+    last_type: Cell<([u8; EXT_MAX], usize, &'static str)>,
+}
+
+/// The longest file name extension whose content type is remembered.
+const EXT_MAX: usize = 15;
+
+/// The root directory, opened to look files up beneath it; `None` if
+/// `root` is not a directory (a link to one included: the root was
+/// resolved once, at the start).
+fn open_root(root: &Path) -> Option<Rc<OwnedFd>> {
+    let how = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rustix::fs::open(root, how, Mode::empty()).ok().map(Rc::new)
+}
+
+/// The wall clock in whole seconds since 1970.
+fn now_secs() -> u64 {
+    secs(SystemTime::now())
+}
+
+/// What a path under the root names, as far as serving goes.
+enum Target {
+    /// A regular file, open for reading, and what `fstat` said of it.
+    File(fs::File, fs::Metadata),
+    /// A directory.
+    Dir,
+    /// A regular file this process may not read.
+    Forbidden,
+    /// Nothing that may be served: missing, outside the root, or neither
+    /// a regular file nor a directory.
+    Missing,
+}
+
+impl Target {
+    /// What an open file is.
+    fn of(file: fs::File) -> Target {
+        match file.metadata() {
+            Ok(m) if m.is_file() => Target::File(file, m),
+            Ok(m) if m.is_dir() => Target::Dir,
+            _ => Target::Missing,
+        }
+    }
+}
+
+impl Config {
+    fn new(root: PathBuf) -> Config {
+        let dir = open_root(&root);
+        Config {
+            root,
+            dir: RefCell::new(dir),
+            dir_checked: Cell::new(now_secs()),
+            beneath: Cell::new(true),
+            listing: true,
+            index: vec!["index.html".to_string()],
+            last_modified: Cell::new((u64::MAX, [0; 29])),
+            last_type: Cell::new(([0; EXT_MAX], usize::MAX, "")),
+        }
+    }
+
+    /// Opens `rel` (relative to the root; empty for the root itself), if
+    /// it is under the root.
+    ///
+    /// The common case takes one `openat2` beneath the root directory,
+    /// which refuses by itself every way out (`..`, a symbolic link
+    /// pointing outside, `/proc` magic links) and needs no `realpath`.
+    /// Whatever it cannot settle — an absolute link (which may still point
+    /// inside), a link loop, a permission error, a kernel without
+    /// `openat2` — goes to [`by_path`](Config::by_path), which decides as
+    /// before.
+    fn open(&self, rel: &Path) -> Target {
+        if let Some(dir) = self.root_dir().filter(|_| self.beneath.get()) {
+            let path = if rel.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                rel
+            };
+            let how = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+            match rustix::fs::openat2(&*dir, path, OPEN_FLAGS, Mode::empty(), how) {
+                Ok(fd) => return Target::of(fs::File::from(fd)),
+                Err(Errno::NOENT | Errno::NOTDIR) => return Target::Missing,
+                Err(Errno::NOSYS | Errno::PERM) => self.beneath.set(false),
+                Err(_) => {}
+            }
+        }
+        self.by_path(rel)
+    }
+
+    /// The root directory's descriptor. Once a second it is checked that
+    /// the root path still names that directory: one moved aside and
+    /// another put in its place (a deployment) is served from then on,
+    /// and a root that is gone is served no more, as when every file was
+    /// looked up by its path.
+    fn root_dir(&self) -> Option<Rc<OwnedFd>> {
+        let now = now_secs();
+        if self.dir_checked.replace(now) != now {
+            let same = match (&*self.dir.borrow(), rustix::fs::lstat(&self.root)) {
+                (Some(dir), Ok(path)) => rustix::fs::fstat(&**dir)
+                    .is_ok_and(|d| (d.st_dev, d.st_ino) == (path.st_dev, path.st_ino)),
+                _ => false,
+            };
+            if !same {
+                *self.dir.borrow_mut() = open_root(&self.root);
+            }
+        }
+        self.dir.borrow().clone()
+    }
+
+    /// [`open`](Config::open) without `openat2`: the path with its links
+    /// resolved must still be under the root.
+    fn by_path(&self, rel: &Path) -> Target {
+        let path = if rel.as_os_str().is_empty() {
+            Cow::Borrowed(&self.root)
+        } else {
+            Cow::Owned(self.root.join(rel))
+        };
+        let Ok(real) = fs::canonicalize(&*path) else {
+            return Target::Missing;
+        };
+        if !real.starts_with(&self.root) {
+            return Target::Missing;
+        }
+        match fs::metadata(&real) {
+            // Never opened: listing a directory needs only its path, and
+            // its index may be readable when the directory is not.
+            Ok(m) if m.is_dir() => Target::Dir,
+            Ok(m) if m.is_file() => {
+                let opened = fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags((OPEN_FLAGS.bits() & !OFlags::CLOEXEC.bits()) as i32)
+                    .open(&real);
+                match opened {
+                    Ok(file) => Target::of(file),
+                    Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Target::Forbidden,
+                    Err(_) => Target::Missing,
+                }
+            }
+            _ => Target::Missing,
+        }
+    }
+
+    /// The content type for a file name: [`content_type`], remembered for
+    /// the last extension asked about (the table lookup is a binary search
+    /// with case-insensitive comparisons).
+    fn content_type(&self, name: &Path) -> Cow<'static, str> {
+        let ext = name.extension().map_or(&[][..], OsStrExt::as_bytes);
+        let (key, len, ctype) = self.last_type.get();
+        if key.get(..len) == Some(ext) {
+            return Cow::Borrowed(ctype);
+        }
+        let found = content_type(name);
+        if let (Cow::Borrowed(ctype), Some(slot)) = (&found, key.get(..ext.len())) {
+            let mut key = [0; EXT_MAX];
+            key[..slot.len()].copy_from_slice(ext);
+            self.last_type.set((key, ext.len(), ctype));
+        }
+        found
+    }
+
+    /// Sets `Last-Modified` to `mtime`, formatted once per distinct second.
+    /// A time the header cannot carry (before 1970, after 9999) is left
+    /// out.
+    fn set_last_modified(&self, request: &Request, mtime: SystemTime) {
+        let Ok(since) = mtime.duration_since(UNIX_EPOCH) else {
+            return;
+        };
+        let secs = since.as_secs();
+        if secs >= 253_402_300_800 {
+            return;
+        }
+        let (cached, mut value) = self.last_modified.get();
+        if cached != secs {
+            let mut s = Short::<29>::new();
+            if write!(s, "{}", httpdate::HttpDate::from(mtime)).is_err() {
+                return;
+            }
+            value.copy_from_slice(s.as_bytes());
+            self.last_modified.set((secs, value));
+        }
+        let _ = request.set_header("Last-Modified", value);
+    }
 }
 
 /// A file or directory under a root, served over HTTP.
@@ -71,13 +294,16 @@ struct Config {
 #[derive(Clone)]
 pub struct File {
     config: Rc<Config>,
-    path: PathBuf,
+    /// The path under the root; empty for the root itself.
+    rel: PathBuf,
     trailing_slash: bool,
 }
 
 impl fmt::Debug for File {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("File").field("path", &self.path).finish()
+        f.debug_struct("File")
+            .field("path", &self.config.root.join(&self.rel))
+            .finish()
     }
 }
 
@@ -87,12 +313,8 @@ impl File {
     pub fn new(root: impl AsRef<Path>) -> io::Result<File> {
         let root = fs::canonicalize(root)?;
         Ok(File {
-            config: Rc::new(Config {
-                root: root.clone(),
-                listing: true,
-                index: vec!["index.html".to_string()],
-            }),
-            path: root,
+            config: Rc::new(Config::new(root)),
+            rel: PathBuf::new(),
             trailing_slash: false,
         })
     }
@@ -111,21 +333,15 @@ impl File {
     }
 
     fn reconfigure(mut self, f: impl FnOnce(&mut Config)) -> File {
-        let mut c = Config {
-            root: self.config.root.clone(),
-            listing: self.config.listing,
-            index: self.config.index.clone(),
-        };
+        let mut c = Config::clone(&self.config);
         f(&mut c);
         self.config = Rc::new(c);
         self
     }
 
-    /// The path this resource stands for, resolved, if it exists and is
-    /// under the root.
-    fn resolve(&self, path: &Path) -> Option<PathBuf> {
-        let real = fs::canonicalize(path).ok()?;
-        real.starts_with(&self.config.root).then_some(real)
+    /// Whether this resource stands for the root itself.
+    fn is_root(&self) -> bool {
+        self.rel.as_os_str().is_empty()
     }
 }
 
@@ -139,7 +355,7 @@ impl Resource for File {
         if segment.is_empty() {
             return Some(Rc::new(File {
                 config: self.config.clone(),
-                path: self.path.clone(),
+                rel: self.rel.clone(),
                 trailing_slash: true,
             }));
         }
@@ -148,59 +364,124 @@ impl Resource for File {
         }
         Some(Rc::new(File {
             config: self.config.clone(),
-            path: self.path.join(segment),
+            rel: self.rel.join(segment),
             trailing_slash: false,
         }))
     }
 
     fn render_get(&self, request: &Request) -> Render {
-        let Some(real) = self.resolve(&self.path) else {
-            return ErrorPage::not_found().render(request);
-        };
-        let Ok(meta) = fs::metadata(&real) else {
-            return ErrorPage::not_found().render(request);
-        };
-        if meta.is_dir() {
-            if !self.trailing_slash {
-                let mut url = format!("{}/", request.path());
-                if let Some(q) = request.query() {
-                    url.push('?');
-                    url.push_str(q);
-                }
-                return redirect_to(request, &url, 301);
-            }
-            for name in &self.config.index {
-                let Some(index) = self.resolve(&real.join(name)) else {
-                    continue;
-                };
-                if let Ok(m) = fs::metadata(&index) {
-                    if m.is_file() {
-                        return serve_file(request, &index, &m);
-                    }
-                }
-            }
-            if !self.config.listing {
-                return ErrorPage::forbidden().render(request);
-            }
-            return listing(request, &real);
-        }
         // `/` names a root that is a single file; otherwise a trailing
         // slash after a file name is not that file.
-        if meta.is_file() && (!self.trailing_slash || real == self.config.root) {
-            return serve_file(request, &real, &meta);
+        let as_file = !self.trailing_slash || self.is_root();
+        match self.config.open(&self.rel) {
+            Target::File(file, meta) if as_file => {
+                serve_file(request, &self.config, &self.rel, file, &meta)
+            }
+            Target::Forbidden if as_file => ErrorPage::forbidden().render(request),
+            Target::Dir => self.render_dir(request),
+            _ => ErrorPage::not_found().render(request),
         }
-        ErrorPage::not_found().render(request)
     }
 }
 
-/// A strong validator: modification time to the nanosecond and size.
-fn etag_of(meta: &fs::Metadata) -> String {
+impl File {
+    /// A directory: redirected to its name with a slash, then its index
+    /// or its listing.
+    fn render_dir(&self, request: &Request) -> Render {
+        if !self.trailing_slash {
+            let mut url = format!("{}/", request.path());
+            if let Some(q) = request.query() {
+                url.push('?');
+                url.push_str(q);
+            }
+            return redirect_to(request, &url, 301);
+        }
+        for name in &self.config.index {
+            let rel = self.rel.join(name);
+            match self.config.open(&rel) {
+                Target::File(file, meta) => {
+                    return serve_file(request, &self.config, &rel, file, &meta)
+                }
+                Target::Forbidden => return ErrorPage::forbidden().render(request),
+                Target::Dir | Target::Missing => {}
+            }
+        }
+        if !self.config.listing {
+            return ErrorPage::forbidden().render(request);
+        }
+        listing(request, &self.config.root.join(&self.rel))
+    }
+}
+
+/// A short string formatted on the stack: at most `N` bytes.
+struct Short<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Short<N> {
+    fn new() -> Self {
+        Short {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    fn as_str(&self) -> &str {
+        // Only whole `str`s go in (`write_str`): this cannot fail.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> fmt::Write for Short<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let room = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        room.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// An entity tag: `"`, two hex numbers of up to 32 and 16 digits, `"`,
+/// and room for a `-gzip` suffix.
+type Etag = Short<64>;
+
+/// A strong validator: modification time to the nanosecond and size;
+/// with `-gzip` for the file's gzipped form, whose bytes differ.
+fn etag_of(meta: &fs::Metadata, gzip: bool) -> Etag {
     let nanos = meta
         .modified()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
-    format!("\"{:x}-{:x}\"", nanos, meta.len())
+    // 32 + 16 hex digits and 9 more bytes fit in 64.
+    let mut tag = Etag::new();
+    let _ = tag.write_str("\"");
+    push_hex(&mut tag, nanos);
+    let _ = tag.write_str("-");
+    push_hex(&mut tag, u128::from(meta.len()));
+    let _ = tag.write_str(if gzip { "-gzip\"" } else { "\"" });
+    tag
+}
+
+/// Appends `n` in lower-case hexadecimal (what `{:x}` writes, without
+/// the formatting machinery); nothing if it does not fit.
+fn push_hex<const N: usize>(out: &mut Short<N>, mut n: u128) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digits = (128 - n.leading_zeros() as usize).div_ceil(4).max(1);
+    let Some(room) = out.buf.get_mut(out.len..out.len + digits) else {
+        return;
+    };
+    for d in room.iter_mut().rev() {
+        *d = DIGITS[(n & 0xf) as usize];
+        n >>= 4;
+    }
+    out.len += digits;
 }
 
 /// The entity tags of an `If-None-Match`/`If-Match` list, with whether
@@ -238,16 +519,61 @@ fn secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// The request fields a file's answer depends on, found in one pass over
+/// the request's header: for each, the first field of that name, if it
+/// is UTF-8 (as [`Request::header`] has it).
+#[derive(Default)]
+struct Asked<'a> {
+    if_match: Option<&'a str>,
+    if_none_match: Option<&'a str>,
+    if_modified_since: Option<&'a str>,
+    if_unmodified_since: Option<&'a str>,
+    if_range: Option<&'a str>,
+    range: Option<&'a str>,
+}
+
+impl<'a> Asked<'a> {
+    fn of(request: &'a Request) -> Asked<'a> {
+        let mut asked = Asked::default();
+        let mut seen = [false; 6];
+        for (name, value) in request.headers().iter_bytes() {
+            let slot = match name.len() {
+                5 if name.eq_ignore_ascii_case(b"range") => 0,
+                8 if name.eq_ignore_ascii_case(b"if-match") => 1,
+                8 if name.eq_ignore_ascii_case(b"if-range") => 2,
+                13 if name.eq_ignore_ascii_case(b"if-none-match") => 3,
+                17 if name.eq_ignore_ascii_case(b"if-modified-since") => 4,
+                19 if name.eq_ignore_ascii_case(b"if-unmodified-since") => 5,
+                _ => continue,
+            };
+            if std::mem::replace(&mut seen[slot], true) {
+                continue;
+            }
+            let value = std::str::from_utf8(value).ok();
+            *match slot {
+                0 => &mut asked.range,
+                1 => &mut asked.if_match,
+                2 => &mut asked.if_range,
+                3 => &mut asked.if_none_match,
+                4 => &mut asked.if_modified_since,
+                _ => &mut asked.if_unmodified_since,
+            } = value;
+        }
+        asked
+    }
+}
+
 /// Evaluates the preconditions of RFC 9110 §13.2.2 in order: the status
 /// to answer with instead of the file, if any.
-fn precondition(request: &Request, etag: &str, mtime: Option<SystemTime>) -> Option<u16> {
-    let get_or_head = matches!(request.method(), Method::Get | Method::Head);
-    let date = |name: &str| {
-        request
-            .header(name)
-            .and_then(|v| httpdate::parse_http_date(v).ok())
-    };
-    if let Some(v) = request.header("if-match") {
+fn precondition(
+    method: &Method,
+    asked: &Asked<'_>,
+    etag: &str,
+    mtime: Option<SystemTime>,
+) -> Option<u16> {
+    let get_or_head = matches!(method, Method::Get | Method::Head);
+    let date = |v: Option<&str>| v.and_then(|v| httpdate::parse_http_date(v).ok());
+    if let Some(v) = asked.if_match {
         let ok = match entity_tags(v) {
             None => true,
             Some(tags) => tags.iter().any(|(weak, t)| !weak && *t == etag),
@@ -255,12 +581,12 @@ fn precondition(request: &Request, etag: &str, mtime: Option<SystemTime>) -> Opt
         if !ok {
             return Some(412);
         }
-    } else if let (Some(since), Some(m)) = (date("if-unmodified-since"), mtime) {
+    } else if let (Some(since), Some(m)) = (date(asked.if_unmodified_since), mtime) {
         if secs(m) > secs(since) {
             return Some(412);
         }
     }
-    if let Some(v) = request.header("if-none-match") {
+    if let Some(v) = asked.if_none_match {
         let matched = match entity_tags(v) {
             None => true,
             Some(tags) => tags.iter().any(|(_, t)| *t == etag),
@@ -269,7 +595,7 @@ fn precondition(request: &Request, etag: &str, mtime: Option<SystemTime>) -> Opt
             return Some(if get_or_head { 304 } else { 412 });
         }
     } else if get_or_head {
-        if let (Some(since), Some(m)) = (date("if-modified-since"), mtime) {
+        if let (Some(since), Some(m)) = (date(asked.if_modified_since), mtime) {
             if secs(m) <= secs(since) {
                 return Some(304);
             }
@@ -279,8 +605,8 @@ fn precondition(request: &Request, etag: &str, mtime: Option<SystemTime>) -> Opt
 }
 
 /// Whether an `If-Range` lets the `Range` apply.
-fn if_range_holds(request: &Request, etag: &str, mtime: Option<SystemTime>) -> bool {
-    let Some(v) = request.header("if-range") else {
+fn if_range_holds(asked: &Asked<'_>, etag: &str, mtime: Option<SystemTime>) -> bool {
+    let Some(v) = asked.if_range else {
         return true;
     };
     let v = v.trim();
@@ -302,11 +628,18 @@ enum Segment {
     Span { offset: u64, len: u64 },
 }
 
-fn content_type(path: &Path) -> String {
-    mime_guess::from_path(path)
-        .first_or_octet_stream()
-        .essence_str()
-        .to_string()
+/// The content type for a file name, from its extension.
+fn content_type(path: &Path) -> Cow<'static, str> {
+    let raw = mime_guess::from_path(path)
+        .first_raw()
+        .unwrap_or("application/octet-stream");
+    // Media types are case-insensitive; the few in the table with
+    // capitals go out in lower case, as `mime` writes them.
+    if raw.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(raw.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(raw)
+    }
 }
 
 /// A multipart boundary unlikely to appear in any file.
@@ -321,39 +654,45 @@ fn boundary(etag: &str) -> String {
     format!("torsion-{x:016x}")
 }
 
-fn serve_file(request: &Request, path: &Path, meta: &fs::Metadata) -> Render {
+/// Answers with `file`, already open and found to be a regular file
+/// (`meta`); `name` gives its content type.
+fn serve_file(
+    request: &Request,
+    config: &Config,
+    name: &Path,
+    file: fs::File,
+    meta: &fs::Metadata,
+) -> Render {
     let size = meta.len();
     let mtime = meta.modified().ok();
-    let ctype = content_type(path);
+    let ctype = config.content_type(name);
     let compressible = is_compressible(&ctype);
+    let asked = Asked::of(request);
     // A whole text file small enough to compress in memory goes gzipped
     // to a client that takes it; a range is always of the file itself.
     let gzip = compressible
         && (GZIP_MIN..=GZIP_MAX).contains(&size)
-        && request.header("range").is_none()
+        && asked.range.is_none()
         && accepts_gzip(request.headers().get_all("accept-encoding"));
-    let etag = if gzip {
-        gzip_etag(&etag_of(meta))
-    } else {
-        etag_of(meta)
-    };
-    let _ = request.set_header("ETag", &etag);
+    let etag = etag_of(meta, gzip);
+    let etag = etag.as_str();
+    let _ = request.set_header("ETag", etag);
     if let Some(m) = mtime {
-        let _ = request.set_header("Last-Modified", httpdate::fmt_http_date(m));
+        config.set_last_modified(request, m);
     }
     let _ = request.set_header("Accept-Ranges", "bytes");
     if compressible {
         let _ = request.set_header("Vary", "Accept-Encoding");
     }
 
-    if let Some(status) = precondition(request, &etag, mtime) {
+    if let Some(status) = precondition(request.method(), &asked, etag, mtime) {
         request.set_response_code(status);
         return Render::Body(Vec::new());
     }
     if gzip {
-        return match gzipped(path, size) {
+        return match gzipped(&file, size) {
             Ok(body) => {
-                let _ = request.set_header("Content-Type", &ctype);
+                let _ = request.set_header("Content-Type", &*ctype);
                 let _ = request.set_header("Content-Encoding", "gzip");
                 Render::Body(body)
             }
@@ -362,15 +701,36 @@ fn serve_file(request: &Request, path: &Path, meta: &fs::Metadata) -> Render {
         };
     }
 
-    let ranges = match request.header("range") {
-        Some(h) if *request.method() == Method::Get && if_range_holds(request, &etag, mtime) => {
+    let ranges = match asked.range {
+        Some(h) if *request.method() == Method::Get && if_range_holds(&asked, etag, mtime) => {
             parse_range(h, size)
         }
         _ => RangeRequest::Ignore,
     };
+    let small = |total: u64| total <= SMALL_FILE && *request.method() != Method::Head;
+    if matches!(ranges, RangeRequest::Ignore) && small(size) {
+        // The common case, without the list of segments: read onto the
+        // stack (nothing zeroed, nothing allocated) and answered at once
+        // when one read brings the whole file, as it nearly always does.
+        let _ = request.set_header("Content-Type", &*ctype);
+        let mut buf = [MaybeUninit::<u8>::uninit(); SMALL_FILE as usize];
+        let want = usize::try_from(size).unwrap_or(0).min(buf.len());
+        if let Ok((body, _)) = rustix::io::pread(&file, &mut buf[..want], 0) {
+            if body.len() == want {
+                request.respond_with(body);
+                return Render::NotDoneYet;
+            }
+        }
+        let mut body = Vec::new();
+        return match read_span(&file, &mut body, 0, size) {
+            Ok(()) => Render::Body(body),
+            // Logged by the site and answered with a plain 500.
+            Err(e) => Render::Error(Box::new(e)),
+        };
+    }
     let (segments, total) = match ranges {
         RangeRequest::Ignore => {
-            let _ = request.set_header("Content-Type", &ctype);
+            let _ = request.set_header("Content-Type", &*ctype);
             (
                 vec![Segment::Span {
                     offset: 0,
@@ -387,7 +747,7 @@ fn serve_file(request: &Request, path: &Path, meta: &fs::Metadata) -> Render {
         RangeRequest::Ranges(rs) if rs.len() == 1 => {
             let (a, b) = rs[0];
             request.set_response_code(206);
-            let _ = request.set_header("Content-Type", &ctype);
+            let _ = request.set_header("Content-Type", &*ctype);
             let _ = request.set_header("Content-Range", format!("bytes {a}-{b}/{size}"));
             (
                 vec![Segment::Span {
@@ -398,7 +758,7 @@ fn serve_file(request: &Request, path: &Path, meta: &fs::Metadata) -> Render {
             )
         }
         RangeRequest::Ranges(rs) => {
-            let boundary = boundary(&etag);
+            let boundary = boundary(etag);
             request.set_response_code(206);
             let _ = request.set_header(
                 "Content-Type",
@@ -424,31 +784,19 @@ fn serve_file(request: &Request, path: &Path, meta: &fs::Metadata) -> Render {
             (segments, total)
         }
     };
+    if small(total) {
+        // Small: read it all and answer in one write, head and body (the
+        // site sets the length from the body).
+        return match read_segments(&file, segments, total) {
+            Ok(body) => Render::Body(body),
+            // Logged by the site and answered with a plain 500.
+            Err(e) => Render::Error(Box::new(e)),
+        };
+    }
     let _ = request.set_header("Content-Length", total.to_string());
     if *request.method() == Method::Head {
         request.finish();
         return Render::NotDoneYet;
-    }
-    let file = match fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-            request.remove_header("Content-Length");
-            return ErrorPage::forbidden().render(request);
-        }
-        Err(_) => {
-            request.remove_header("Content-Length");
-            return ErrorPage::not_found().render(request);
-        }
-    };
-    if total <= SMALL_FILE {
-        // Small: read it all and answer in one write, head and body.
-        return match read_segments(&file, segments, total) {
-            Ok(body) => Render::Body(body),
-            Err(e) => {
-                // Logged by the site and answered with a plain 500.
-                Render::Error(Box::new(e))
-            }
-        };
     }
     let producer = Rc::new(FileProducer {
         request: request.clone(),
@@ -516,17 +864,13 @@ fn accepts_gzip<'a>(values: impl Iterator<Item = &'a str>) -> bool {
     named.or(any).unwrap_or(false)
 }
 
-/// The entity tag of a file's gzipped form: its own, since its bytes
-/// differ from the file's.
-fn gzip_etag(etag: &str) -> String {
-    format!("{}-gzip\"", etag.trim_end_matches('"'))
-}
-
 /// The file's bytes, gzipped; the file must still be `size` long.
-fn gzipped(path: &Path, size: u64) -> io::Result<Vec<u8>> {
+fn gzipped(file: &fs::File, size: u64) -> io::Result<Vec<u8>> {
     use flate2::write::GzEncoder;
-    use io::Write;
-    let data = fs::read(path)?;
+    use io::{Read, Write};
+    let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    let mut file = file;
+    file.read_to_end(&mut data)?;
     if data.len() as u64 != size {
         return Err(io::Error::other("the file changed while being read"));
     }
@@ -553,15 +897,30 @@ fn read_segments(file: &fs::File, segments: Vec<Segment>, total: u64) -> io::Res
     for segment in segments {
         match segment {
             Segment::Bytes(b) => body.extend_from_slice(&b),
-            Segment::Span { offset, len } => {
-                let at = body.len();
-                let len = usize::try_from(len).map_err(io::Error::other)?;
-                body.resize(at + len, 0);
-                file.read_exact_at(&mut body[at..], offset)?;
-            }
+            Segment::Span { offset, len } => read_span(file, &mut body, offset, len)?,
         }
     }
     Ok(body)
+}
+
+/// Appends `len` bytes of `file` from `offset` to `body`, read straight
+/// into its spare room: nothing is zeroed first. A file that ends
+/// before is `UnexpectedEof`.
+fn read_span(file: &fs::File, body: &mut Vec<u8>, offset: u64, len: u64) -> io::Result<()> {
+    let len = usize::try_from(len).map_err(io::Error::other)?;
+    let end = body.len() + len;
+    body.reserve_exact(len);
+    let mut at = offset;
+    while body.len() < end {
+        let n = rustix::io::pread(file, spare_capacity(body), at)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        at += n as u64;
+    }
+    // A file that grew may have filled more than the span.
+    body.truncate(end);
+    Ok(())
 }
 
 /// What one step of a [`FileProducer`] did.
@@ -776,7 +1135,166 @@ mod tests {
         ] {
             assert!(!is_compressible(t), "{t}");
         }
-        assert_eq!(gzip_etag("\"1a-2b\""), "\"1a-2b-gzip\"");
+    }
+
+    /// `tmp/root/{f.txt,d/}` and `tmp/secret.txt`, removed on drop.
+    struct Tree(PathBuf);
+
+    impl Tree {
+        fn new(name: &str) -> Tree {
+            let tmp = std::env::temp_dir()
+                .join(format!("torsion-static-unit-{}-{name}", std::process::id()));
+            let _ = fs::remove_dir_all(&tmp);
+            fs::create_dir_all(tmp.join("root/d")).unwrap();
+            fs::write(tmp.join("root/f.txt"), "f").unwrap();
+            fs::write(tmp.join("secret.txt"), "secret").unwrap();
+            Tree(tmp)
+        }
+        fn config(&self) -> Config {
+            Config::new(fs::canonicalize(self.0.join("root")).unwrap())
+        }
+    }
+
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn what(t: Target) -> &'static str {
+        match t {
+            Target::File(..) => "file",
+            Target::Dir => "dir",
+            Target::Forbidden => "forbidden",
+            Target::Missing => "missing",
+        }
+    }
+
+    #[test]
+    fn opening_never_leaves_the_root_whatever_the_path() {
+        // `get_child` never makes such paths; the lookup refuses them
+        // by itself all the same, by `openat2` and by the path check.
+        let tree = Tree::new("open");
+        for config in [tree.config(), {
+            let c = tree.config();
+            c.beneath.set(false);
+            c
+        }] {
+            assert!(config.dir.borrow().is_some());
+            let open = |p: &str| what(config.open(Path::new(p)));
+            assert_eq!(open("f.txt"), "file");
+            assert_eq!(open(""), "dir");
+            assert_eq!(open("d"), "dir");
+            assert_eq!(open("d/../f.txt"), "file");
+            assert_eq!(open("nope"), "missing");
+            assert_eq!(open("f.txt/x"), "missing");
+            for out in ["../secret.txt", "d/../../secret.txt", "..", "/etc/passwd"] {
+                assert_eq!(open(out), "missing", "{out}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_single_file_root_is_opened_by_its_path() {
+        let tree = Tree::new("single");
+        let config = Config::new(fs::canonicalize(tree.0.join("root/f.txt")).unwrap());
+        assert!(config.dir.borrow().is_none());
+        assert_eq!(what(config.open(Path::new(""))), "file");
+        assert_eq!(what(config.open(Path::new("x"))), "missing");
+    }
+
+    #[test]
+    fn content_types_are_static_and_lower_case() {
+        assert!(matches!(
+            content_type(Path::new("a.html")),
+            Cow::Borrowed("text/html")
+        ));
+        assert_eq!(content_type(Path::new("a.HTML")), "text/html");
+        assert_eq!(content_type(Path::new("noext")), "application/octet-stream");
+        assert_eq!(
+            content_type(Path::new("a.docm")),
+            "application/vnd.ms-word.document.macroenabled.12"
+        );
+    }
+
+    #[test]
+    fn etags_fit_their_buffer() {
+        let tree = Tree::new("etag");
+        let meta = fs::metadata(tree.0.join("root/f.txt")).unwrap();
+        let plain = etag_of(&meta, false);
+        let gzip = etag_of(&meta, true);
+        assert!(plain.as_str().starts_with('"') && plain.as_str().ends_with("-1\""));
+        assert_eq!(
+            gzip.as_str(),
+            format!("{}-gzip\"", plain.as_str().trim_end_matches('"'))
+        );
+        let mut s = Short::<4>::new();
+        assert!(
+            write!(s, "12345").is_err(),
+            "too long is an error, not a panic"
+        );
+        for n in [
+            0,
+            9,
+            10,
+            255,
+            0x1234_abcd,
+            u128::from(u64::MAX),
+            1 << 64,
+            0xf << 64,
+            u128::MAX,
+        ] {
+            let mut s = Short::<32>::new();
+            push_hex(&mut s, n);
+            assert_eq!(s.as_str(), format!("{n:x}"));
+        }
+    }
+
+    #[test]
+    fn spans_are_read_exactly_or_fail_at_the_end_of_the_file() {
+        let tree = Tree::new("spans");
+        fs::write(tree.0.join("root/f.txt"), "0123456789").unwrap();
+        let file = fs::File::open(tree.0.join("root/f.txt")).unwrap();
+        let mut body = b"head:".to_vec();
+        read_span(&file, &mut body, 2, 3).unwrap();
+        assert_eq!(
+            body, b"head:234",
+            "no more than the span, though the file goes on"
+        );
+        read_span(&file, &mut body, 0, 0).unwrap();
+        assert_eq!(body, b"head:234");
+        let err = read_span(&file, &mut body, 8, 5).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        let parts = vec![
+            Segment::Bytes(b"<".to_vec()),
+            Segment::Span { offset: 9, len: 1 },
+            Segment::Bytes(b">".to_vec()),
+            Segment::Span { offset: 0, len: 2 },
+        ];
+        assert_eq!(read_segments(&file, parts, 5).unwrap(), b"<9>01");
+    }
+
+    #[test]
+    fn remembered_content_types_agree_with_the_table() {
+        let tree = Tree::new("types");
+        let config = tree.config();
+        let names = [
+            "a.html",
+            "b.html",
+            "c.HTML",
+            "d",
+            "e.",
+            "f.css",
+            "g.docm",
+            "h.html",
+            "i.averyveryverylongextension",
+            "j.averyveryverylongextension",
+            "k.css",
+        ];
+        for name in names.iter().chain(names.iter().rev()) {
+            let name = Path::new(name);
+            assert_eq!(config.content_type(name), content_type(name), "{name:?}");
+        }
     }
 
     #[test]

@@ -448,6 +448,154 @@ fn every_way_out_of_the_root_is_refused() {
 }
 
 #[test]
+fn links_are_followed_only_while_they_stay_inside_the_root() {
+    use std::os::unix::fs::symlink;
+    let (tmp, root) = tree("links");
+    // Relative links: resolved beneath the root by the kernel.
+    symlink("hello.txt", root.join("rel-in")).unwrap();
+    symlink("../hello.txt", root.join("sub/rel-up")).unwrap();
+    symlink("site", root.join("rel-dir")).unwrap();
+    symlink("../outside/secret.txt", root.join("rel-out")).unwrap();
+    symlink("../../outside", root.join("sub/rel-dir-out")).unwrap();
+    // Out of the root and back in: the path it comes to is inside.
+    let back_in = format!(
+        "../{}/hello.txt",
+        root.file_name().unwrap().to_str().unwrap()
+    );
+    symlink(&back_in, root.join("out-and-in")).unwrap();
+    // Absolute links: refused by `openat2`, then decided by their target.
+    symlink(root.join("site"), root.join("abs-dir")).unwrap();
+    symlink(root.join("sub/a.txt"), root.join("sub/abs-in")).unwrap();
+    symlink("/etc/passwd", root.join("abs-out")).unwrap();
+    symlink(tmp.path().join("outside"), root.join("abs-dir-out")).unwrap();
+    // Links that go nowhere.
+    symlink("loop-b", root.join("loop-a")).unwrap();
+    symlink("loop-a", root.join("loop-b")).unwrap();
+    symlink("missing.txt", root.join("dangling")).unwrap();
+    symlink("/proc/self/root/etc/passwd", root.join("magic")).unwrap();
+
+    let mut h = serve(&root);
+    for (target, body) in [
+        ("/rel-in", "hello, file\n"),
+        ("/sub/rel-up", "hello, file\n"),
+        ("/rel-dir/", "<h1>index</h1>"),
+        ("/rel-dir/index.html", "<h1>index</h1>"),
+        ("/out-and-in", "hello, file\n"),
+        ("/abs-dir/", "<h1>index</h1>"),
+        ("/abs-dir/index.html", "<h1>index</h1>"),
+        ("/sub/abs-in", "ay"),
+    ] {
+        h.st.clear();
+        h.get(target);
+        let r = h.response();
+        assert_eq!((r.status, r.text().as_str()), (200, body), "{target}");
+    }
+    for target in [
+        "/rel-out",
+        "/sub/rel-dir-out/secret.txt",
+        "/sub/rel-dir-out/",
+        "/abs-out",
+        "/abs-dir-out/secret.txt",
+        "/abs-dir-out/",
+        "/loop-a",
+        "/dangling",
+        "/magic",
+    ] {
+        h.st.clear();
+        h.get(target);
+        let r = h.response();
+        assert_eq!(r.status, 404, "{target}");
+        assert!(!r.text().contains("TOP SECRET"), "{target}");
+        assert!(!r.text().contains("root:"), "{target}");
+    }
+}
+
+#[test]
+fn a_file_replaced_while_served_is_served_whole_from_what_was_opened() {
+    // The length, validators and bytes come from one open file: a new
+    // version put in place by rename between requests is served whole,
+    // with its own length.
+    let (_tmp, root) = tree("replace");
+    let mut h = serve(&root);
+    h.get("/hello.txt");
+    let first = h.response();
+    assert_eq!(first.text(), "hello, file\n");
+    fs::write(root.join("hello.txt.new"), "a longer hello, file\n").unwrap();
+    fs::rename(root.join("hello.txt.new"), root.join("hello.txt")).unwrap();
+    h.st.clear();
+    h.get("/hello.txt");
+    let second = h.response();
+    assert_eq!(second.text(), "a longer hello, file\n");
+    assert_eq!(second.header("content-length"), Some("21"));
+    assert_ne!(first.header("etag"), second.header("etag"));
+}
+
+#[test]
+fn last_modified_follows_each_file_and_times_it_cannot_carry_are_left_out() {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    let (_tmp, root) = tree("mtimes");
+    let set = |name: &str, t: SystemTime| {
+        fs::File::options()
+            .write(true)
+            .open(root.join(name))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    };
+    let a = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    let b = UNIX_EPOCH + Duration::from_secs(1_500_000_000);
+    set("hello.txt", a);
+    set("sub/a.txt", b);
+    set("sub/b.txt", UNIX_EPOCH - Duration::from_secs(86_400));
+    let mut h = serve(&root);
+    for (target, when) in [("/hello.txt", a), ("/sub/a.txt", b), ("/hello.txt", a)] {
+        h.st.clear();
+        h.get(target);
+        let r = h.response();
+        assert_eq!(
+            r.header("last-modified"),
+            Some(httpdate::fmt_http_date(when).as_str()),
+            "{target}"
+        );
+    }
+    // Before 1970: served, without the header rather than failing.
+    h.st.clear();
+    h.get("/sub/b.txt");
+    let r = h.response();
+    assert_eq!((r.status, r.text().as_str()), (200, "bee"));
+    assert_eq!(r.header("last-modified"), None);
+}
+
+#[test]
+fn a_root_moved_aside_and_replaced_is_followed_within_a_second() {
+    // A deployment's swap: the directory the server opened is moved
+    // aside and a new one takes its name. Files come from the new one
+    // once the root is checked again (once a second); a root that is
+    // gone serves nothing, as when every file was looked up by path.
+    let (tmp, root) = tree("swap");
+    let mut h = serve(&root);
+    h.get("/hello.txt");
+    assert_eq!(h.response().text(), "hello, file\n");
+    fs::rename(&root, tmp.path().join("old")).unwrap();
+    fs::create_dir(&root).unwrap();
+    fs::write(root.join("hello.txt"), "new hello\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    h.st.clear();
+    h.get("/hello.txt");
+    assert_eq!(h.response().text(), "new hello\n");
+    fs::rename(&root, tmp.path().join("new")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    h.st.clear();
+    h.get("/hello.txt");
+    assert_eq!(h.response().status, 404);
+    fs::rename(tmp.path().join("old"), &root).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    h.st.clear();
+    h.get("/hello.txt");
+    assert_eq!(h.response().text(), "hello, file\n", "and back");
+}
+
+#[test]
 fn fifos_and_other_special_files_are_not_served() {
     let (_tmp, root) = tree("fifo");
     let fifo = root.join("pipe");
