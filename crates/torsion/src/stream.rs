@@ -191,6 +191,9 @@ struct Flags {
     tcp: bool,
     /// Queued by a batch, waiting for the dispatch to end.
     dirty: bool,
+    /// Written to during its own `data_received`, which has not returned:
+    /// further writes in that call wait to leave together.
+    wrote_in_dispatch: bool,
     /// Reading stops while the output queue is above the high-water mark.
     throttle_reads: bool,
     /// ... and it is, now.
@@ -528,6 +531,7 @@ impl StreamConn {
                             p.data_received(&buf[..n]);
                         }
                         reactor.end_dispatch(previous);
+                        self.io.borrow_mut().flags.wrote_in_dispatch = false;
                     }
                     let full = n == buf.len();
                     reactor.return_read_buffer(buf);
@@ -776,12 +780,17 @@ impl StreamConn {
             }
             let mut written = 0;
             let dispatching = reactor.dispatching();
+            let own = dispatching == io.token;
             if io.out_len() == 0 && !io.flags.write_blocked {
-                if dispatching != NOT_DISPATCHING && dispatching != io.token && total <= BATCH_LIMIT
-                {
+                let batch = dispatching != NOT_DISPATCHING
+                    && (!own || io.flags.wrote_in_dispatch)
+                    && total <= BATCH_LIMIT;
+                if batch {
                     // Written from another connection's data_received (a
-                    // broadcast, a proxy): gather until that call returns,
-                    // then one writev, however many writes it made.
+                    // broadcast, a proxy), or the second write of this
+                    // connection's own (pipelined answers): gather until
+                    // that call returns, then one writev, however many
+                    // writes it made. A lone answer goes straight out.
                     if !io.flags.dirty {
                         io.flags.dirty = true;
                         reactor.mark_dirty(me.clone());
@@ -798,6 +807,9 @@ impl StreamConn {
             }
             if written < total {
                 enqueue(&reactor, &mut io, data, written);
+            }
+            if own {
+                io.flags.wrote_in_dispatch = true;
             }
             me.after_output(&reactor, &mut io)
         };
@@ -1139,6 +1151,9 @@ impl TransportBackend for StreamConn {
             drop(io);
             me.close_now(&reactor, ConnectionLost::from_io(e));
             return Ok(sent);
+        }
+        if sent > 0 && reactor.dispatching() == io.token {
+            io.flags.wrote_in_dispatch = true;
         }
         let then = me.after_output(&reactor, &mut io);
         drop(io);

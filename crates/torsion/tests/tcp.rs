@@ -835,6 +835,49 @@ fn send_file_with_head_behind_queued_output_queues_the_head_and_waits() {
 }
 
 #[test]
+fn answers_after_the_first_in_one_data_received_leave_together_when_it_returns() {
+    // Pipelined requests in one read: the first answer is written through
+    // at once, the next ones wait in the queue until data_received
+    // returns and then leave in one gathering write, in order.
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let queued: Rc<RefCell<Vec<usize>>> = Rc::default();
+    let q = queued.clone();
+    let (_port, addr) = listen(&reactor, move || {
+        let q = q.clone();
+        Scripted::new(&l).data(move |t, data| {
+            for req in data.split(|&b| b == b'\n').filter(|r| !r.is_empty()) {
+                t.write(b"answer to ");
+                t.write(req);
+                t.write(b"\n");
+                q.borrow_mut().push(t.buffered());
+            }
+            if data.ends_with(b"3\n") {
+                t.lose_connection();
+            }
+        })
+    });
+    let t = thread::spawn(move || {
+        let mut s = client(addr);
+        s.write_all(b"q1\nq2\nq3\n").unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        got
+    });
+    spin_until(&reactor, || lost_count(&log) == 1);
+    let got = t.join().unwrap();
+    assert_eq!(got, b"answer to q1\nanswer to q2\nanswer to q3\n");
+    let queued = queued.borrow();
+    // The first answer's first piece went through; what followed waited.
+    assert!(queued[0] > 0 && queued[1] > queued[0] && queued[2] > queued[1]);
+    assert_eq!(
+        *queued.last().unwrap(),
+        "answer to q1\n".len() * 3 - "answer to ".len()
+    );
+}
+
+#[test]
 fn writes_to_other_connections_during_data_received_go_out_as_one_batch() {
     // A broadcast: connection A's data_received writes 100 lines to B.
     // They wait in B's queue until A's call returns, then leave together.
