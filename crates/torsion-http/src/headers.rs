@@ -265,7 +265,9 @@ impl Field {
     }
 
     fn is(&self, name: &str) -> bool {
-        self.raw_name().eq_ignore_ascii_case(name.as_bytes())
+        // The length first: most fields differ there, and it needs no
+        // look at the bytes.
+        self.name_len == name.len() && self.raw_name().eq_ignore_ascii_case(name.as_bytes())
     }
 }
 
@@ -381,11 +383,10 @@ impl Headers {
     /// Whether the comma-separated list in every `name` field holds
     /// `token` (case-insensitively), as in `Connection: keep-alive, close`.
     pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.entries.iter().filter(|f| f.is(name)).any(|f| {
-            f.value()
-                .split(|&b| b == b',')
-                .any(|item| trim_ows(item).eq_ignore_ascii_case(token.as_bytes()))
-        })
+        self.entries
+            .iter()
+            .filter(|f| f.is(name))
+            .any(|f| list_has_token(f.value(), token.as_bytes()))
     }
 }
 
@@ -414,6 +415,14 @@ fn check(name: &str, value: &[u8]) -> Result<(), InvalidHeader> {
         });
     }
     Ok(())
+}
+
+/// Whether the comma-separated list `value` holds `token`
+/// (case-insensitively).
+pub(crate) fn list_has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|item| trim_ows(item).eq_ignore_ascii_case(token))
 }
 
 /// Trims optional whitespace (SP and HTAB) from both ends.
