@@ -543,9 +543,26 @@ fn parse_chunk_line(line: &[u8]) -> Option<u64> {
     Some(size)
 }
 
+/// Whether `b` may appear in a `Host` value: [`is_host_byte`] as a
+/// table, one look-up a byte.
+fn is_host_char(b: u8) -> bool {
+    HOST_CHAR[usize::from(b)]
+}
+
+/// [`is_host_byte`] of every byte.
+static HOST_CHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_host_byte(b as u8);
+        b += 1;
+    }
+    table
+};
+
 /// Whether `b` may appear in a `Host` value (RFC 3986 reg-name, IP
 /// literal and port characters).
-fn is_host_char(b: u8) -> bool {
+const fn is_host_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
@@ -887,6 +904,15 @@ mod tests {
         };
         assert_eq!(head.body, BodyLength::Empty);
         assert!(head.keep_alive);
+    }
+
+    #[test]
+    fn host_table_agrees() {
+        for b in 0..=255u8 {
+            assert_eq!(is_host_char(b), is_host_byte(b), "{b}");
+        }
+        assert!(b"example.org:8080[::1]%_~".iter().all(|&b| is_host_char(b)));
+        assert!(!b" /?#@\"<>\\^`{|}\x7f\x80".iter().any(|&b| is_host_char(b)));
     }
 
     #[test]
