@@ -60,9 +60,10 @@ struct Inner {
     client: Address,
     local: Address,
     received: SystemTime,
-    /// The decoded path segments; the first `consumed` are the
+    /// The decoded path segments, split when first asked for (a site
+    /// whose root is a leaf never asks); the first `consumed` are the
     /// prepath, the rest the postpath.
-    segments: Vec<String>,
+    segments: OnceCell<Vec<String>>,
     consumed: Cell<usize>,
     query_args: OnceCell<HashMap<String, Vec<String>>>,
     form_args: OnceCell<HashMap<String, Vec<String>>>,
@@ -150,7 +151,6 @@ impl Request {
     }
 
     pub(crate) fn new(parts: Parts, channel: Weak<ChannelShared>) -> Request {
-        let segments = split_segments(&parts.path);
         Request {
             inner: Rc::new(Inner {
                 method: parts.method,
@@ -165,7 +165,7 @@ impl Request {
                 client: parts.client,
                 local: parts.local,
                 received: SystemTime::now(),
-                segments,
+                segments: OnceCell::new(),
                 consumed: Cell::new(0),
                 query_args: OnceCell::new(),
                 form_args: OnceCell::new(),
@@ -257,13 +257,20 @@ impl Request {
 
     /// The path segments already consumed on the way to this resource.
     pub fn prepath(&self) -> Vec<String> {
-        self.inner.segments[..self.inner.consumed.get()].to_vec()
+        self.segments()[..self.inner.consumed.get()].to_vec()
     }
 
     /// The path segments not yet consumed: what a leaf resource still has
     /// to interpret.
     pub fn postpath(&self) -> Vec<String> {
-        self.inner.segments[self.inner.consumed.get()..].to_vec()
+        self.segments()[self.inner.consumed.get()..].to_vec()
+    }
+
+    /// Every decoded segment of the path.
+    fn segments(&self) -> &[String] {
+        self.inner
+            .segments
+            .get_or_init(|| split_segments(&self.inner.path))
     }
 
     /// Moves the next segment from postpath to prepath; `None` when none
@@ -271,7 +278,7 @@ impl Request {
     pub(crate) fn consume_segment(&self) -> Option<&str> {
         // Nothing moves: the boundary between the two does.
         let i = self.inner.consumed.get();
-        let segment = self.inner.segments.get(i)?;
+        let segment = self.segments().get(i)?;
         self.inner.consumed.set(i + 1);
         Some(segment)
     }
@@ -759,6 +766,8 @@ mod tests {
             local: Address::Memory("s".into()),
         };
         let r = Request::new(parts, Weak::new());
+        // Nothing is split until a segment is asked for.
+        assert!(r.inner.segments.get().is_none());
         assert_eq!(r.postpath(), vec!["a", "b c", ""]);
         assert_eq!(r.consume_segment(), Some("a"));
         assert_eq!(r.consume_segment(), Some("b c"));
