@@ -165,19 +165,24 @@ pub(crate) fn is_field_value(v: &[u8]) -> bool {
     // usual "has a byte less than n" and "has a zero byte" tricks, exact
     // as a yes or no). Only a group that has one, a tab maybe, is looked
     // at byte by byte.
-    let mut groups = v.chunks_exact(8);
-    for group in &mut groups {
+    let group_ok = |group: &[u8]| {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(group);
         let x = u64::from_ne_bytes(bytes);
         let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
         let d = x ^ (ONES * 0x7f);
         let del = d.wrapping_sub(ONES) & !d & HIGH;
-        if control | del != 0 && !group.iter().all(|&b| is_value_byte(b)) {
-            return false;
-        }
+        control | del == 0 || group.iter().all(|&b| is_value_byte(b))
+    };
+    let mut groups = v.chunks_exact(8);
+    if !groups.all(group_ok) {
+        return false;
     }
-    groups.remainder().iter().all(|&b| is_value_byte(b))
+    match v.len() {
+        // The last bytes, as one group that overlaps the one before.
+        n if n > 8 && n % 8 != 0 => group_ok(&v[n - 8..]),
+        _ => groups.remainder().iter().all(|&b| is_value_byte(b)),
+    }
 }
 
 /// Whether one byte may be in a field value.
