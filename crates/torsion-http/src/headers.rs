@@ -159,11 +159,35 @@ pub(crate) fn is_token(s: &[u8]) -> bool {
 /// Whether `v` may be sent as a field value: no control characters but
 /// horizontal tab, no DEL.
 pub(crate) fn is_field_value(v: &[u8]) -> bool {
-    // Without an early exit, so that the compiler checks many bytes at a
-    // time: a valid value, the common case, is read whole anyway.
-    v.iter().fold(true, |ok, &b| {
-        ok & ((b >= 0x20 && b != 0x7f) | (b == b'\t'))
-    })
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Eight bytes at a time: whether any is below 0x20, or is 0x7f (the
+    // usual "has a byte less than n" and "has a zero byte" tricks, exact
+    // as a yes or no). Only a group that has one, a tab maybe, is looked
+    // at byte by byte.
+    let group_ok = |group: &[u8]| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(group);
+        let x = u64::from_ne_bytes(bytes);
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+        let d = x ^ (ONES * 0x7f);
+        let del = d.wrapping_sub(ONES) & !d & HIGH;
+        control | del == 0 || group.iter().all(|&b| is_value_byte(b))
+    };
+    let mut groups = v.chunks_exact(8);
+    if !groups.all(group_ok) {
+        return false;
+    }
+    match v.len() {
+        // The last bytes, as one group that overlaps the one before.
+        n if n > 8 && n % 8 != 0 => group_ok(&v[n - 8..]),
+        _ => groups.remainder().iter().all(|&b| is_value_byte(b)),
+    }
+}
+
+/// Whether one byte may be in a field value.
+fn is_value_byte(b: u8) -> bool {
+    (b >= 0x20 && b != 0x7f) || b == b'\t'
 }
 
 /// An ordered list of header fields; names compare case-insensitively.
@@ -265,7 +289,9 @@ impl Field {
     }
 
     fn is(&self, name: &str) -> bool {
-        self.raw_name().eq_ignore_ascii_case(name.as_bytes())
+        // The length first: most fields differ there, and it needs no
+        // look at the bytes.
+        self.name_len == name.len() && self.raw_name().eq_ignore_ascii_case(name.as_bytes())
     }
 }
 
@@ -381,11 +407,10 @@ impl Headers {
     /// Whether the comma-separated list in every `name` field holds
     /// `token` (case-insensitively), as in `Connection: keep-alive, close`.
     pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.entries.iter().filter(|f| f.is(name)).any(|f| {
-            f.value()
-                .split(|&b| b == b',')
-                .any(|item| trim_ows(item).eq_ignore_ascii_case(token.as_bytes()))
-        })
+        self.entries
+            .iter()
+            .filter(|f| f.is(name))
+            .any(|f| list_has_token(f.value(), token.as_bytes()))
     }
 }
 
@@ -414,6 +439,14 @@ fn check(name: &str, value: &[u8]) -> Result<(), InvalidHeader> {
         });
     }
     Ok(())
+}
+
+/// Whether the comma-separated list `value` holds `token`
+/// (case-insensitively).
+pub(crate) fn list_has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|item| trim_ows(item).eq_ignore_ascii_case(token))
 }
 
 /// Trims optional whitespace (SP and HTAB) from both ends.
@@ -472,6 +505,26 @@ mod tests {
             }
         }
         assert!(is_field_value(b""));
+    }
+
+    #[test]
+    fn field_values_agree_with_the_byte_rule_at_every_length_and_place() {
+        // Neighbours that sit near the edges of the group test: a tab,
+        // obs-text, DEL's neighbours, the last control byte.
+        for fill in [b'a', b'\t', 0x80, 0xff, 0x7e, 0x20, 0x1f, 0x7f] {
+            for len in 0..=24 {
+                let v = vec![fill; len];
+                assert_eq!(is_field_value(&v), v.iter().all(|&b| is_value_byte(b)));
+                for at in 0..len {
+                    for b in 0..=255u8 {
+                        let mut w = v.clone();
+                        w[at] = b;
+                        let want = w.iter().all(|&b| is_value_byte(b));
+                        assert_eq!(is_field_value(&w), want, "{fill:#x} {len} {at} {b:#x}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::channel::ChannelShared;
 use crate::cookie::{parse_cookie_header, Cookie, InvalidCookie};
 use crate::headers::{Headers, InvalidHeader, Method, Version};
 use crate::text::{html_escape, parse_urlencoded, percent_decode};
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
@@ -60,8 +60,11 @@ struct Inner {
     client: Address,
     local: Address,
     received: SystemTime,
-    prepath: RefCell<Vec<String>>,
-    postpath: RefCell<Vec<String>>,
+    /// The decoded path segments, split when first asked for (a site
+    /// whose root is a leaf never asks); the first `consumed` are the
+    /// prepath, the rest the postpath.
+    segments: OnceCell<Vec<String>>,
+    consumed: Cell<usize>,
     query_args: OnceCell<HashMap<String, Vec<String>>>,
     form_args: OnceCell<HashMap<String, Vec<String>>>,
     channel: Weak<ChannelShared>,
@@ -117,8 +120,18 @@ pub(crate) fn split_segments(path: &str) -> Vec<String> {
     path.strip_prefix('/')
         .unwrap_or(path)
         .split('/')
-        .map(|s| String::from_utf8_lossy(&percent_decode(s, false)).into_owned())
+        .map(decode_segment)
         .collect()
+}
+
+/// One segment, percent-decoded: copied as it is when it holds no `%`,
+/// else decoded (invalid UTF-8 replaced) with one allocation.
+fn decode_segment(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_owned();
+    }
+    String::from_utf8(percent_decode(s, false))
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 impl Response {
@@ -138,7 +151,6 @@ impl Request {
     }
 
     pub(crate) fn new(parts: Parts, channel: Weak<ChannelShared>) -> Request {
-        let postpath = split_segments(&parts.path);
         Request {
             inner: Rc::new(Inner {
                 method: parts.method,
@@ -153,8 +165,8 @@ impl Request {
                 client: parts.client,
                 local: parts.local,
                 received: SystemTime::now(),
-                prepath: RefCell::new(Vec::new()),
-                postpath: RefCell::new(postpath),
+                segments: OnceCell::new(),
+                consumed: Cell::new(0),
                 query_args: OnceCell::new(),
                 form_args: OnceCell::new(),
                 channel,
@@ -245,25 +257,30 @@ impl Request {
 
     /// The path segments already consumed on the way to this resource.
     pub fn prepath(&self) -> Vec<String> {
-        self.inner.prepath.borrow().clone()
+        self.segments()[..self.inner.consumed.get()].to_vec()
     }
 
     /// The path segments not yet consumed: what a leaf resource still has
     /// to interpret.
     pub fn postpath(&self) -> Vec<String> {
-        self.inner.postpath.borrow().clone()
+        self.segments()[self.inner.consumed.get()..].to_vec()
+    }
+
+    /// Every decoded segment of the path.
+    fn segments(&self) -> &[String] {
+        self.inner
+            .segments
+            .get_or_init(|| split_segments(&self.inner.path))
     }
 
     /// Moves the next segment from postpath to prepath; `None` when none
     /// is left. The site calls this while it walks the resource tree.
-    pub(crate) fn consume_segment(&self) -> Option<String> {
-        let mut post = self.inner.postpath.borrow_mut();
-        if post.is_empty() {
-            return None;
-        }
-        let seg = post.remove(0);
-        self.inner.prepath.borrow_mut().push(seg.clone());
-        Some(seg)
+    pub(crate) fn consume_segment(&self) -> Option<&str> {
+        // Nothing moves: the boundary between the two does.
+        let i = self.inner.consumed.get();
+        let segment = self.segments().get(i)?;
+        self.inner.consumed.set(i + 1);
+        Some(segment)
     }
 
     /// The arguments of the query string, multi-valued.
@@ -727,5 +744,38 @@ mod tests {
         assert_eq!(split_segments("/a/b/"), vec!["a", "b", ""]);
         assert_eq!(split_segments("/a%2Fb/%2e%2e"), vec!["a/b", ".."]);
         assert_eq!(split_segments("*"), Vec::<String>::new());
+        assert_eq!(
+            split_segments("/%ff%41/plain/50%"),
+            vec!["\u{fffd}A", "plain", "50%"]
+        );
+    }
+
+    #[test]
+    fn consuming_segments_moves_them_from_postpath_to_prepath() {
+        let parts = Parts {
+            method: Method::Get,
+            uri: "/a/b%20c/".into(),
+            path: "/a/b%20c/".into(),
+            query: None,
+            version: Version::Http11,
+            headers: Headers::new(),
+            trailers: Headers::new(),
+            content: Vec::new(),
+            host: None,
+            client: Address::Memory("c".into()),
+            local: Address::Memory("s".into()),
+        };
+        let r = Request::new(parts, Weak::new());
+        // Nothing is split until a segment is asked for.
+        assert!(r.inner.segments.get().is_none());
+        assert_eq!(r.postpath(), vec!["a", "b c", ""]);
+        assert_eq!(r.consume_segment(), Some("a"));
+        assert_eq!(r.consume_segment(), Some("b c"));
+        assert_eq!(r.prepath(), vec!["a", "b c"]);
+        assert_eq!(r.postpath(), vec![""]);
+        assert_eq!(r.consume_segment(), Some(""));
+        assert_eq!(r.consume_segment(), None);
+        assert_eq!(r.prepath(), vec!["a", "b c", ""]);
+        assert!(r.postpath().is_empty());
     }
 }

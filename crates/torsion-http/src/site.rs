@@ -120,7 +120,7 @@ impl Site {
             let Some(segment) = request.consume_segment() else {
                 break;
             };
-            resource = child_of(&resource, &segment, request);
+            resource = child_of(&resource, segment, request);
         }
         resource
     }

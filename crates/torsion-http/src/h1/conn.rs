@@ -32,7 +32,7 @@
 use super::parse::{BodyLength, ParseError, Parser, RequestHead, Step};
 use super::response::{reason_phrase, Output, ResponseHead};
 use crate::date::push_http_date;
-use crate::headers::{is_field_value, Headers, Method, Version};
+use crate::headers::{is_field_value, list_has_token, Headers, Method, Version};
 use crate::limits::Limits;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -571,24 +571,11 @@ impl ServerConnection {
         // `Transfer-Encoding` and `Connection` are the connection's own,
         // and a 204 has no `Content-Length`: such fields of the head are
         // not sent.
-        let app_close = headers.has_token("connection", "close");
         let no_body = status == 204 || status == 304;
-        let dropped = |name: &[u8]| {
-            name.eq_ignore_ascii_case(b"transfer-encoding")
-                || name.eq_ignore_ascii_case(b"connection")
-                || (status == 204 && name.eq_ignore_ascii_case(b"content-length"))
-        };
-        let lengths = if status == 204 {
-            0
-        } else {
-            headers.count("content-length")
-        };
-        let length = match lengths {
-            0 => None,
-            1 => Some(
-                parse_decimal(headers.get_bytes("content-length").unwrap_or_default())
-                    .ok_or(SendError::InvalidContentLength)?,
-            ),
+        let fields = HeadFields::classify(headers, status == 204);
+        let length = match (fields.lengths, fields.length) {
+            (0, _) => None,
+            (1, Some(v)) => Some(parse_decimal(v).ok_or(SendError::InvalidContentLength)?),
             _ => return Err(SendError::InvalidContentLength),
         };
         let framing = if no_body {
@@ -600,36 +587,58 @@ impl ServerConnection {
         } else {
             Framing::Close
         };
-        let keep_alive = cur.keep_alive && !app_close && !self.closing && framing != Framing::Close;
+        let keep_alive =
+            cur.keep_alive && !fields.close && !self.closing && framing != Framing::Close;
+        let connection: &[u8] = match (cur.version, keep_alive) {
+            (Version::Http11, false) => b"Connection: close\r\n",
+            (Version::Http10, true) => b"Connection: keep-alive\r\n",
+            _ => b"",
+        };
+        let date = self.date && !fields.date;
+        let server = self
+            .config
+            .server
+            .as_deref()
+            .filter(|_| !fields.server)
+            .map(str::as_bytes);
+        const CHUNKED: &[u8] = b"Transfer-Encoding: chunked\r\n";
 
-        let mut buf = Vec::with_capacity(256);
+        // Sized up front: the head is written without a reallocation.
+        let size = STATUS_LINE_FIXED
+            + reason.len()
+            + if date { DATE_FIELD_LEN } else { 0 }
+            + server.map_or(0, |s| "Server: \r\n".len() + s.len())
+            + fields.kept_bytes
+            + if framing == Framing::Chunked {
+                CHUNKED.len()
+            } else {
+                0
+            }
+            + connection.len()
+            + 2;
+        let mut buf = Vec::with_capacity(size);
         buf.extend_from_slice(b"HTTP/1.1 ");
         push_status(&mut buf, status);
         buf.push(b' ');
         buf.extend_from_slice(reason.as_bytes());
         buf.extend_from_slice(b"\r\n");
-        if self.date && !headers.contains("date") {
+        if date {
             push_date(&mut buf);
         }
-        if let Some(server) = &self.config.server {
-            if !headers.contains("server") {
-                push_field(&mut buf, "Server", server.as_bytes());
-            }
+        if let Some(server) = server {
+            push_field(&mut buf, "Server", server);
         }
         for (name, value) in headers.iter_bytes() {
-            if !dropped(name) {
+            if !dropped(name, status == 204) {
                 push_field(&mut buf, name, value);
             }
         }
         if framing == Framing::Chunked {
-            push_field(&mut buf, "Transfer-Encoding", b"chunked");
+            buf.extend_from_slice(CHUNKED);
         }
-        match (cur.version, keep_alive) {
-            (Version::Http11, false) => push_field(&mut buf, "Connection", b"close"),
-            (Version::Http10, true) => push_field(&mut buf, "Connection", b"keep-alive"),
-            _ => {}
-        }
+        buf.extend_from_slice(connection);
         buf.extend_from_slice(b"\r\n");
+        debug_assert!(buf.len() <= size);
         out.write_owned(buf);
         self.busy_mut().writing = Writing::Body {
             framing,
@@ -947,6 +956,68 @@ pub(crate) fn server_name(name: &str) -> Option<Rc<str>> {
     is_field_value(name.as_bytes()).then(|| Rc::from(name))
 }
 
+/// `HTTP/1.1 NNN \r\n` without the reason.
+const STATUS_LINE_FIXED: usize = "HTTP/1.1 200 \r\n".len();
+
+/// `Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n`: an HTTP date is always
+/// 29 bytes.
+const DATE_FIELD_LEN: usize = "Date: \r\n".len() + 29;
+
+/// Whether a field of a response head is the connection's own business
+/// and is not sent: `Transfer-Encoding`, `Connection`, and
+/// `Content-Length` on a 204.
+fn dropped(name: &[u8], no_content: bool) -> bool {
+    match name.len() {
+        17 => name.eq_ignore_ascii_case(b"transfer-encoding"),
+        10 => name.eq_ignore_ascii_case(b"connection"),
+        14 => no_content && name.eq_ignore_ascii_case(b"content-length"),
+        _ => false,
+    }
+}
+
+/// What the connection needs to know of a response head's fields,
+/// found in one pass over them.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct HeadFields<'a> {
+    /// How many `Content-Length` fields count (none on a 204).
+    lengths: usize,
+    /// The first counted `Content-Length` value.
+    length: Option<&'a [u8]>,
+    /// Whether a `Connection` field lists `close`.
+    close: bool,
+    /// Whether there is a `Date` field.
+    date: bool,
+    /// Whether there is a `Server` field.
+    server: bool,
+    /// The encoded size (`name: value\r\n`) of the fields that are sent.
+    kept_bytes: usize,
+}
+
+impl<'a> HeadFields<'a> {
+    fn classify(headers: &'a Headers, no_content: bool) -> HeadFields<'a> {
+        let mut f = HeadFields::default();
+        for (name, value) in headers.iter_bytes() {
+            if dropped(name, no_content) {
+                if name.len() == 10 && !f.close {
+                    f.close = list_has_token(value, b"close");
+                }
+                continue;
+            }
+            f.kept_bytes += name.len() + value.len() + 4;
+            match name.len() {
+                14 if name.eq_ignore_ascii_case(b"content-length") => {
+                    f.lengths += 1;
+                    f.length = f.length.or(Some(value));
+                }
+                4 if name.eq_ignore_ascii_case(b"date") => f.date = true,
+                6 if name.eq_ignore_ascii_case(b"server") => f.server = true,
+                _ => {}
+            }
+        }
+        f
+    }
+}
+
 fn push_date(buf: &mut Vec<u8>) {
     buf.extend_from_slice(b"Date: ");
     push_http_date(buf);
@@ -1095,6 +1166,58 @@ mod tests {
         let mut conn = ServerConnection::new(Limits::default(), Instant::now());
         assert_eq!(get(&mut conn, b"\r\n", &mut out), 0);
         assert!(!conn.holds_request_state());
+    }
+
+    #[test]
+    fn head_fields_are_classified_in_one_pass() {
+        let mut h = Headers::new();
+        h.append("Content-Length", "5").unwrap();
+        h.append("CONNECTION", "keep-alive").unwrap();
+        h.append("connection", "Upgrade, Close").unwrap();
+        h.append("Transfer-Encoding", "gzip").unwrap();
+        h.append("date", "x").unwrap();
+        h.append("X-Content-Lengthy", "1").unwrap();
+        h.append("content-length", "6").unwrap();
+        let f = HeadFields::classify(&h, false);
+        assert_eq!(f.lengths, 2);
+        assert_eq!(f.length, Some(&b"5"[..]));
+        assert!(f.close && f.date && !f.server);
+        let sent = "Content-Length: 5\r\ndate: x\r\nX-Content-Lengthy: 1\r\ncontent-length: 6\r\n";
+        assert_eq!(f.kept_bytes, sent.len());
+
+        // On a 204 the lengths are neither counted nor sent.
+        let f = HeadFields::classify(&h, true);
+        assert_eq!((f.lengths, f.length), (0, None));
+        assert_eq!(f.kept_bytes, "date: x\r\nX-Content-Lengthy: 1\r\n".len());
+
+        let mut h = Headers::new();
+        h.append("Server", "s").unwrap();
+        h.append("Connection", "closed").unwrap();
+        let f = HeadFields::classify(&h, false);
+        assert!(f.server && !f.close && !f.date);
+    }
+
+    #[test]
+    fn a_head_is_encoded_without_growing_its_buffer() {
+        for (status, extra) in [
+            (200, None),
+            (204, Some("Content-Length")),
+            (404, Some("Connection")),
+        ] {
+            let mut out = Vec::new();
+            let mut conn = ServerConnection::new(Limits::default(), Instant::now());
+            conn.date = true;
+            assert_eq!(get(&mut conn, b"GET / HTTP/1.0\r\n\r\n", &mut out), 1);
+            let mut head = ResponseHead::new(status);
+            head.headers.set("Content-Type", "text/plain").unwrap();
+            if let Some(name) = extra {
+                head.headers.set(name, "close").unwrap();
+            }
+            let mut out = Vec::new();
+            conn.send_response(head, &mut out).unwrap();
+            assert_eq!(out.len(), out.capacity(), "{status}");
+            assert!(out.ends_with(b"\r\n\r\n"));
+        }
     }
 
     #[test]

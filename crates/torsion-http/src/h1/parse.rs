@@ -543,9 +543,26 @@ fn parse_chunk_line(line: &[u8]) -> Option<u64> {
     Some(size)
 }
 
+/// Whether `b` may appear in a `Host` value: [`is_host_byte`] as a
+/// table, one look-up a byte.
+fn is_host_char(b: u8) -> bool {
+    HOST_CHAR[usize::from(b)]
+}
+
+/// [`is_host_byte`] of every byte.
+static HOST_CHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_host_byte(b as u8);
+        b += 1;
+    }
+    table
+};
+
 /// Whether `b` may appear in a `Host` value (RFC 3986 reg-name, IP
 /// literal and port characters).
-fn is_host_char(b: u8) -> bool {
+const fn is_host_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
@@ -604,8 +621,13 @@ fn parse_head(raw: &[u8], limits: &Limits) -> Result<RequestHead, ParseError> {
         Version::Http10
     };
     let method = Method::from_token(method);
-    let mut headers = Headers::new();
+    // The fields are copied once, and the ones that frame the request
+    // are noted on the way: most requests have none but `Host`, and
+    // need no further look through the list.
+    let mut headers = Headers::with_capacity(req.headers.len());
+    let mut seen = Seen::default();
     for h in req.headers.iter() {
+        seen.note(h.name.as_bytes(), h.value);
         headers.push_unchecked(h.name, h.value);
     }
 
@@ -614,11 +636,11 @@ fn parse_head(raw: &[u8], limits: &Limits) -> Result<RequestHead, ParseError> {
     }
     let (path, query, target_host) = split_target(&method, target)?;
 
-    let host = match headers.count("host") {
+    let host = match seen.hosts {
         0 if version == Version::Http11 => return Err(ParseError::MissingHost),
         0 => None,
         1 => {
-            let v = headers.get_bytes("host").unwrap_or_default();
+            let v = seen.host.unwrap_or_default();
             if !v.iter().all(|&b| is_host_char(b)) {
                 return Err(ParseError::InvalidHost);
             }
@@ -629,18 +651,23 @@ fn parse_head(raw: &[u8], limits: &Limits) -> Result<RequestHead, ParseError> {
     };
     let host = target_host.or(host);
 
-    let body = body_length(&headers, version, limits)?;
+    let body = if seen.framing {
+        body_length(&headers, version, limits)?
+    } else {
+        BodyLength::Empty
+    };
 
-    let expect_continue = match headers.get_bytes("expect") {
+    let expect_continue = match seen.expect {
         None => false,
         Some(_) if version == Version::Http10 => false,
         Some(v) if trim_ows(v).eq_ignore_ascii_case(b"100-continue") => true,
         Some(_) => return Err(ParseError::ExpectationFailed),
     };
     let keep_alive = match version {
-        Version::Http11 => !headers.has_token("connection", "close"),
+        Version::Http11 => !seen.connection || !headers.has_token("connection", "close"),
         Version::Http10 => {
-            headers.has_token("connection", "keep-alive")
+            seen.connection
+                && headers.has_token("connection", "keep-alive")
                 && !headers.has_token("connection", "close")
         }
     };
@@ -656,6 +683,40 @@ fn parse_head(raw: &[u8], limits: &Limits) -> Result<RequestHead, ParseError> {
         keep_alive,
         expect_continue,
     })
+}
+
+/// What one pass over a request's fields found of those the decoder
+/// looks at.
+#[derive(Debug, Default)]
+struct Seen<'a> {
+    /// How many `Host` fields.
+    hosts: usize,
+    /// The first `Host` value.
+    host: Option<&'a [u8]>,
+    /// The first `Expect` value.
+    expect: Option<&'a [u8]>,
+    /// Whether any `Content-Length` or `Transfer-Encoding` field came.
+    framing: bool,
+    /// Whether any `Connection` field came.
+    connection: bool,
+}
+
+impl<'a> Seen<'a> {
+    fn note(&mut self, name: &[u8], value: &'a [u8]) {
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => {
+                self.hosts += 1;
+                self.host = self.host.or(Some(value));
+            }
+            6 if name.eq_ignore_ascii_case(b"expect") => {
+                self.expect = self.expect.or(Some(value));
+            }
+            10 if name.eq_ignore_ascii_case(b"connection") => self.connection = true,
+            14 if name.eq_ignore_ascii_case(b"content-length") => self.framing = true,
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => self.framing = true,
+            _ => {}
+        }
+    }
 }
 
 /// `httparse` found a version it does not know: a well-formed
@@ -811,6 +872,47 @@ mod tests {
             Step::Error(e) => Some(e),
             _ => None,
         })
+    }
+
+    #[test]
+    fn one_pass_notes_the_fields_that_frame_a_request() {
+        let mut seen = Seen::default();
+        for (name, value) in [
+            ("HOST", "a"),
+            ("X-Host", "b"),
+            ("host", "c"),
+            ("Expect", "100-continue"),
+            ("expect", "other"),
+        ] {
+            seen.note(name.as_bytes(), value.as_bytes());
+        }
+        assert_eq!((seen.hosts, seen.host), (2, Some(&b"a"[..])));
+        assert_eq!(seen.expect, Some(&b"100-continue"[..]));
+        assert!(!seen.framing && !seen.connection);
+        for name in ["Content-Length", "TRANSFER-ENCODING"] {
+            let mut seen = Seen::default();
+            seen.note(name.as_bytes(), b"1");
+            assert!(seen.framing, "{name}");
+        }
+        seen.note(b"Connection", b"close");
+        assert!(seen.connection);
+
+        // A request whose fields frame nothing has no body.
+        let steps = parse_all(b"GET / HTTP/1.1\r\nHost: h\r\nContent-Type: x\r\n\r\n");
+        let Some(Step::Head(head)) = steps.first() else {
+            panic!("{steps:?}")
+        };
+        assert_eq!(head.body, BodyLength::Empty);
+        assert!(head.keep_alive);
+    }
+
+    #[test]
+    fn host_table_agrees() {
+        for b in 0..=255u8 {
+            assert_eq!(is_host_char(b), is_host_byte(b), "{b}");
+        }
+        assert!(b"example.org:8080[::1]%_~".iter().all(|&b| is_host_char(b)));
+        assert!(!b" /?#@\"<>\\^`{|}\x7f\x80".iter().any(|&b| is_host_char(b)));
     }
 
     #[test]
