@@ -793,7 +793,7 @@ impl StreamConn {
                     // writes it made. A lone answer goes straight out.
                     if !io.flags.dirty {
                         io.flags.dirty = true;
-                        reactor.mark_dirty(me.clone());
+                        reactor.mark_dirty(me.clone(), own);
                     }
                 } else {
                     match write_through(&mut io, data, false) {

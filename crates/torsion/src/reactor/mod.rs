@@ -812,8 +812,18 @@ impl Reactor {
         self.inner.queues.borrow_mut().give(q);
     }
 
-    pub(crate) fn mark_dirty(&self, conn: Rc<StreamConn>) {
-        self.inner.dirty.borrow_mut().push(conn);
+    /// Queues `conn` to be flushed when the dispatch ends. The
+    /// dispatching connection's own output goes first: a client waiting
+    /// for its answers (a chat's sender, a pipelining HTTP client) gets
+    /// them before the fan-out to everyone else, as it would have had
+    /// they been written straight through.
+    pub(crate) fn mark_dirty(&self, conn: Rc<StreamConn>, own: bool) {
+        let mut dirty = self.inner.dirty.borrow_mut();
+        if own {
+            dirty.insert(0, conn);
+        } else {
+            dirty.push(conn);
+        }
     }
 
     pub(crate) fn registry(&self) -> &mio::Registry {
