@@ -170,6 +170,27 @@ pub mod procfs {
     }
 }
 
+/// `n` connections to `addr` with `TCP_NODELAY`, non-blocking, each
+/// registered with `poll` for reading under the token of its index: the
+/// start of every load that drives its connections on a bare mio loop.
+pub fn connect_mio(
+    poll: &mio::Poll,
+    addr: SocketAddr,
+    n: usize,
+) -> io::Result<Vec<mio::net::TcpStream>> {
+    let mut streams = Vec::with_capacity(n);
+    for i in 0..n {
+        let s = TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        s.set_nonblocking(true)?;
+        let mut stream = mio::net::TcpStream::from_std(s);
+        poll.registry()
+            .register(&mut stream, mio::Token(i), mio::Interest::READABLE)?;
+        streams.push(stream);
+    }
+    Ok(streams)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

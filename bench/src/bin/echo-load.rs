@@ -78,25 +78,19 @@ struct Conn {
 /// `read` (plus a share of one `epoll_wait`), about what the server
 /// itself needs, so one client core keeps one server core busy.
 fn pingpong(args: &Args) -> std::io::Result<()> {
-    use mio::{Events, Interest, Poll, Token};
+    use mio::{Events, Poll};
     use std::io::{Read, Write};
 
     let mut poll = Poll::new()?;
-    let mut conns = Vec::with_capacity(args.connections);
-    for i in 0..args.connections {
-        let std_stream = std::net::TcpStream::connect(args.addr)?;
-        std_stream.set_nodelay(true)?;
-        std_stream.set_nonblocking(true)?;
-        let mut stream = mio::net::TcpStream::from_std(std_stream);
-        poll.registry()
-            .register(&mut stream, Token(i), Interest::READABLE)?;
-        conns.push(Conn {
+    let mut conns: Vec<Conn> = torsion_bench::connect_mio(&poll, args.addr, args.connections)?
+        .into_iter()
+        .map(|stream| Conn {
             stream,
             got: 0,
             sent_at: Instant::now(),
             count: 0,
-        });
-    }
+        })
+        .collect();
     let msg = vec![b'x'; args.size];
     let mut buf = vec![0u8; args.size.max(64 * 1024)];
     let mut samples: Vec<u64> = Vec::with_capacity(args.max_samples.min(4 << 20));

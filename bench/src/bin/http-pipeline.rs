@@ -77,7 +77,7 @@ struct Conn {
 }
 
 fn main() -> std::io::Result<()> {
-    use mio::{Events, Interest, Poll, Token};
+    use mio::{Events, Poll};
     let args = Args::parse();
     let one = format!("GET {} HTTP/1.1\r\nHost: {}\r\n\r\n", args.path, args.addr);
     let per_response = response_length(args.addr, one.as_bytes())?;
@@ -85,21 +85,15 @@ fn main() -> std::io::Result<()> {
     let batch_len = per_response * args.depth;
 
     let mut poll = Poll::new()?;
-    let mut conns = Vec::with_capacity(args.connections);
-    for i in 0..args.connections {
-        let s = std::net::TcpStream::connect(args.addr)?;
-        s.set_nodelay(true)?;
-        s.set_nonblocking(true)?;
-        let mut stream = mio::net::TcpStream::from_std(s);
-        poll.registry()
-            .register(&mut stream, Token(i), Interest::READABLE)?;
-        conns.push(Conn {
+    let mut conns: Vec<Conn> = torsion_bench::connect_mio(&poll, args.addr, args.connections)?
+        .into_iter()
+        .map(|stream| Conn {
             stream,
             got: 0,
             batch_start: true,
             done: 0,
-        });
-    }
+        })
+        .collect();
     let mut buf = vec![0u8; 256 * 1024];
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(args.duration);
