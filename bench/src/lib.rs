@@ -191,6 +191,21 @@ pub fn connect_mio(
     Ok(streams)
 }
 
+/// One read of a non-blocking stream: `Some(n)` bytes, `None` when it
+/// would block; interrupted reads are retried and an end of stream is an
+/// error (a load's server never closes first).
+pub fn read_some(stream: &mut impl std::io::Read, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    loop {
+        match stream.read(buf) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,12 +112,8 @@ fn pingpong(args: &Args) -> std::io::Result<()> {
         for ev in events.iter() {
             let c = &mut conns[ev.token().0];
             loop {
-                let n = match c.stream.read(&mut buf) {
-                    Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
+                let Some(n) = torsion_bench::read_some(&mut c.stream, &mut buf)? else {
+                    break;
                 };
                 c.got += n;
                 if c.got < args.size {

@@ -106,14 +106,7 @@ fn main() -> std::io::Result<()> {
         poll.poll(&mut events, Some(Duration::from_millis(100)))?;
         for ev in events.iter() {
             let c = &mut conns[ev.token().0];
-            loop {
-                let n = match c.stream.read(&mut buf) {
-                    Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
+            while let Some(n) = torsion_bench::read_some(&mut c.stream, &mut buf)? {
                 if c.batch_start && !buf[..n].starts_with(b"HTTP/1.1 200") {
                     return Err(std::io::Error::other(format!(
                         "a batch began with {:?}",
