@@ -79,7 +79,7 @@ struct Conn {
 /// itself needs, so one client core keeps one server core busy.
 fn pingpong(args: &Args) -> std::io::Result<()> {
     use mio::{Events, Poll};
-    use std::io::{Read, Write};
+    use std::io::Write;
 
     let mut poll = Poll::new()?;
     let mut conns: Vec<Conn> = torsion_bench::connect_mio(&poll, args.addr, args.connections)?
@@ -111,10 +111,7 @@ fn pingpong(args: &Args) -> std::io::Result<()> {
         poll.poll(&mut events, Some(Duration::from_millis(100)))?;
         for ev in events.iter() {
             let c = &mut conns[ev.token().0];
-            loop {
-                let Some(n) = torsion_bench::read_some(&mut c.stream, &mut buf)? else {
-                    break;
-                };
+            while let Some(n) = torsion_bench::read_some(&mut c.stream, &mut buf)? {
                 c.got += n;
                 if c.got < args.size {
                     continue; // part of the echo: read on until it blocks
