@@ -764,7 +764,11 @@ impl StreamConn {
         Some((self.reactor()?, self.me.upgrade()?))
     }
 
-    fn write_slices(&self, data: &[&[u8]]) {
+    /// Writes `data`: straight through, batched, or queued behind what
+    /// waits. With `more`, a file follows at once (see
+    /// `send_file_with_head`): the bytes are not batched, since the file
+    /// cannot wait behind them, and go marked `MSG_MORE`.
+    fn write_slices(&self, data: &[&[u8]], more: bool) {
         let Some((reactor, me)) = self.self_rc() else {
             return;
         };
@@ -784,7 +788,8 @@ impl StreamConn {
             if io.out_len() == 0 && !io.flags.write_blocked {
                 let batch = dispatching != NOT_DISPATCHING
                     && (!own || io.flags.wrote_in_dispatch)
-                    && total <= BATCH_LIMIT;
+                    && total <= BATCH_LIMIT
+                    && !more;
                 if batch {
                     // Written from another connection's data_received (a
                     // broadcast, a proxy), or the second write of this
@@ -796,7 +801,7 @@ impl StreamConn {
                         reactor.mark_dirty(me.clone(), own);
                     }
                 } else {
-                    match write_through(&mut io, data, false) {
+                    match write_through(&mut io, data, more) {
                         Ok(n) => written = n,
                         Err(e) => {
                             drop(io);
@@ -926,7 +931,7 @@ fn flush_queue(io: &mut Io) -> io::Result<()> {
 
 impl TransportBackend for StreamConn {
     fn write(&self, data: &[u8]) {
-        self.write_slices(&[data]);
+        self.write_slices(&[data], false);
     }
 
     fn send_file_with_head(
@@ -936,46 +941,10 @@ impl TransportBackend for StreamConn {
         offset: u64,
         len: usize,
     ) -> io::Result<usize> {
-        let Some((reactor, me)) = self.self_rc() else {
-            return Ok(0);
-        };
-        let together = {
-            let io = self.io.borrow();
-            let f = &io.flags;
-            let dispatching = reactor.dispatching();
-            len > 0
-                && !(f.closed || f.disconnecting || f.write_shut || f.half_close_pending)
-                && io.out_len() == 0
-                && !f.write_blocked
-                && (dispatching == NOT_DISPATCHING || dispatching == io.token)
-        };
-        if !together {
-            self.write_slices(head);
-            return self.send_file(file, offset, len);
-        }
-        let total: usize = head.iter().map(|h| h.len()).sum();
-        {
-            let mut io = self.io.borrow_mut();
-            match write_through(&mut io, head, true) {
-                Ok(n) if n == total => {}
-                Ok(n) => {
-                    // The kernel's buffer is full: the rest of the head
-                    // waits in the queue, the file for the producer.
-                    enqueue(&reactor, &mut io, head, n);
-                    let then = me.after_output(&reactor, &mut io);
-                    drop(io);
-                    me.then(&reactor, then);
-                    return Ok(0);
-                }
-                Err(e) => {
-                    drop(io);
-                    me.close_now(&reactor, ConnectionLost::from_io(e));
-                    return Ok(0);
-                }
-            }
-        }
+        let more = len > 0;
+        self.write_slices(head, more);
         let sent = self.send_file(file, offset, len);
-        if !matches!(sent, Ok(n) if n > 0) {
+        if more && !matches!(sent, Ok(n) if n > 0) {
             // Nothing followed the head: send it now, not with whatever
             // comes next.
             if let Some(socket) = self.io.borrow().socket.as_ref() {
@@ -986,7 +955,7 @@ impl TransportBackend for StreamConn {
     }
 
     fn write_sequence(&self, data: &[&[u8]]) {
-        self.write_slices(data);
+        self.write_slices(data, false);
     }
 
     fn lose_connection(&self) {
