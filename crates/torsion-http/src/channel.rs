@@ -632,14 +632,16 @@ impl ChannelShared {
             }
             pending_head = out.head.take();
         }
+        // Checked again after the head: written alone, it may have been
+        // queued, and file bytes never wait behind queued output.
+        let ready = |t: &Transport| len > 0 && t.buffered() == 0 && t.is_open();
         let room = self.conn.borrow().direct_body_room();
-        let direct = len > 0 && t.buffered() == 0 && t.is_open() && room.is_some_and(|r| r > 0);
-        if !direct {
+        if !(ready(&t) && room.is_some_and(|r| r > 0)) {
             if let Some(h) = pending_head.take() {
                 t.write(&h);
             }
         }
-        if len == 0 || t.buffered() > 0 || !t.is_open() {
+        if !ready(&t) {
             return Ok(0);
         }
         let sent = match room {
