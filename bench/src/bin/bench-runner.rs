@@ -1339,24 +1339,19 @@ fn judge(sc: &Scenario, tor: &Figures, peer: &Figures, all: &[Figures]) -> Vec<S
                 verdict(c <= 0.8)
             ));
         }
-        "idle-echo" => {
+        "idle-echo" | "idle-http" => {
+            let (what, limit) = if sc.id == "idle-echo" {
+                ("Idle echo", 256.0)
+            } else {
+                ("Idle HTTP keep-alive", 512.0)
+            };
             let b = g(tor, "bytes_per_conn");
             let held = g(tor, "held");
             v.push(format!(
-                "Idle echo ≤ 256 B RSS per connection: {} B ({} held) — {}",
+                "{what} ≤ {limit} B RSS per connection: {} B ({} held) — {}",
                 fmt_num(b),
                 fmt_num(held),
-                verdict(b <= 256.0 && held >= 19_000.0)
-            ));
-        }
-        "idle-http" => {
-            let b = g(tor, "bytes_per_conn");
-            let held = g(tor, "held");
-            v.push(format!(
-                "Idle HTTP keep-alive ≤ 512 B RSS per connection: {} B ({} held) — {}",
-                fmt_num(b),
-                fmt_num(held),
-                verdict(b <= 512.0 && held >= 19_000.0)
+                verdict(b <= limit && held >= 19_000.0)
             ));
         }
         "timers" => {
