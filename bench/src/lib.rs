@@ -116,6 +116,13 @@ pub mod procfs {
     /// User plus system CPU time of process `pid` (all its threads), in
     /// clock ticks.
     pub fn cpu_ticks(pid: u32) -> io::Result<u64> {
+        cpu_split(pid).map(|s| s.user + s.system)
+    }
+
+    /// The user and system CPU time of process `pid` (all its threads), in
+    /// clock ticks, apart: the system share is the kernel's work (system
+    /// calls, and on loopback the TCP stack of both ends).
+    pub fn cpu_split(pid: u32) -> io::Result<CpuTicks> {
         let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
         // The command name may hold spaces and parentheses: fields are
         // counted after its closing parenthesis. utime and stime are the
@@ -131,7 +138,29 @@ pub mod procfs {
                 .and_then(|f| f.parse().ok())
                 .ok_or_else(|| io::Error::other("malformed /proc/PID/stat"))
         };
-        Ok(get(11)? + get(12)?)
+        Ok(CpuTicks {
+            user: get(11)?,
+            system: get(12)?,
+        })
+    }
+
+    /// CPU time in clock ticks, user and system apart.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct CpuTicks {
+        /// Time in user space.
+        pub user: u64,
+        /// Time in the kernel on the process's behalf.
+        pub system: u64,
+    }
+
+    impl std::ops::Add for CpuTicks {
+        type Output = CpuTicks;
+        fn add(self, o: CpuTicks) -> CpuTicks {
+            CpuTicks {
+                user: self.user + o.user,
+                system: self.system + o.system,
+            }
+        }
     }
 
     /// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`, ...), in KiB.

@@ -145,11 +145,11 @@ impl Running {
     }
 
     /// CPU ticks of the server and its children (nginx's worker).
-    fn cpu_ticks(&self) -> u64 {
+    fn cpu_ticks(&self) -> procfs::CpuTicks {
         let pid = self.pid();
-        let mut t = procfs::cpu_ticks(pid).unwrap_or(0);
+        let mut t = procfs::cpu_split(pid).unwrap_or_default();
         for c in procfs::children(pid) {
-            t += procfs::cpu_ticks(c).unwrap_or(0);
+            t = t + procfs::cpu_split(c).unwrap_or_default();
         }
         t
     }
@@ -358,8 +358,13 @@ impl Env {
             Load::Wrk { .. } => parse_wrk(&out)?,
             _ => parse_result(&out).ok_or_else(|| format!("no RESULT line in: {out}"))?,
         };
-        let cpu = (after.saturating_sub(before)) as f64 / self.clk_tck;
+        let user = after.user.saturating_sub(before.user) as f64;
+        let system = after.system.saturating_sub(before.system) as f64;
+        let cpu = (user + system) / self.clk_tck;
         fig.insert("server_cpu_s".into(), cpu);
+        if user + system > 0.0 {
+            fig.insert("server_kernel_share".into(), system / (user + system));
+        }
         fig.insert("load_wall_s".into(), wall);
         let ops = fig.get("ops").copied().unwrap_or(0.0);
         if ops > 0.0 {
@@ -1175,7 +1180,10 @@ fn render(env: &Env, outcomes: &[Outcome], elapsed: Duration) -> String {
             let cpu_s = if sc.id == "timers" || sc.id.starts_with("idle") {
                 String::new()
             } else {
-                format!("{} µs/{}", fmt_num(cpu), sc.op)
+                match m.get("server_kernel_share") {
+                    Some(k) => format!("{} µs/{} ({:.0} % kernel)", fmt_num(cpu), sc.op, k * 100.0),
+                    None => format!("{} µs/{}", fmt_num(cpu), sc.op),
+                }
             };
             let (r1, r2) = if i == 0 {
                 (String::new(), String::new())
