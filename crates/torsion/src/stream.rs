@@ -833,14 +833,10 @@ fn write_through(io: &mut Io, data: &[&[u8]], more: bool) -> io::Result<usize> {
     while written < total {
         let result = if data.len() == 1 && !more {
             socket.write(&data[0][written..])
+        } else if data.len() <= FEW_SLICES {
+            write_gathered::<FEW_SLICES>(socket, data, written, more)
         } else {
-            let mut slices = [IoSlice::new(&[]); IOV_MAX];
-            let n = crate::transport::gather(data, written, &mut slices);
-            if more {
-                socket.write_vectored_more(&slices[..n])
-            } else {
-                socket.write_vectored(&slices[..n])
-            }
+            write_gathered::<IOV_MAX>(socket, data, written, more)
         };
         match result {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -854,6 +850,28 @@ fn write_through(io: &mut Io, data: &[&[u8]], more: bool) -> io::Result<usize> {
         }
     }
     Ok(written)
+}
+
+/// A gathering write of at most this many pieces (an HTTP head and its
+/// body, say) builds its slice list on the stack at this size rather than
+/// filling all of [`IOV_MAX`]: the list is set up on every write.
+const FEW_SLICES: usize = 4;
+
+/// One gathering write of `data` from byte `skip` on, with at most `N`
+/// slices.
+fn write_gathered<const N: usize>(
+    socket: &mut Socket,
+    data: &[&[u8]],
+    skip: usize,
+    more: bool,
+) -> io::Result<usize> {
+    let mut slices = [IoSlice::new(&[]); N];
+    let n = crate::transport::gather(data, skip, &mut slices);
+    if more {
+        socket.write_vectored_more(&slices[..n])
+    } else {
+        socket.write_vectored(&slices[..n])
+    }
 }
 
 /// Copies what the kernel did not take, from byte `skip` of `data` on.
