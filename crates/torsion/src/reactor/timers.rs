@@ -1,7 +1,8 @@
-//! The timer queue: an indexed binary heap over a slab.
+//! The timer queue: an indexed 4-ary heap over a slab.
 //!
-//! Every pending timer lives in one slab slot; the heap orders slot keys by
-//! `(deadline, order)`, and each slot remembers where in the heap it sits.
+//! Every pending timer's value lives in one slab slot; the heap holds one
+//! small node per timer, `(deadline, order, slot)`, ordered by `(deadline,
+//! order)`, and each slot remembers where in the heap its node sits.
 //! That back-index makes cancelling and rescheduling `O(log n)` instead of
 //! the lazy-deletion trick (mark cancelled, skip on pop) that lets cancelled
 //! timers pile up in memory: here a cancelled timer's slot is freed at once
@@ -21,20 +22,60 @@ pub(crate) struct TimerKey {
     id: u64,
 }
 
+/// A pending timer's slot: its value, and where its node sits in the heap.
 struct Entry<T> {
-    deadline: Instant,
-    order: u64,
     id: u64,
     pos: usize,
     value: T,
 }
 
+/// One heap node: the ordering key kept inline, so that sifting compares
+/// neighbouring nodes of one array instead of reaching into the slab for
+/// each comparison (a cache miss apiece once the queue is large).
+#[derive(Clone, Copy)]
+struct Node {
+    key: OrderKey,
+    slot: usize,
+}
+
+impl Node {
+    fn before(&self, other: &Node) -> bool {
+        self.key < other.key
+    }
+}
+
+/// `(deadline, order)` as two integers: the deadline as signed
+/// nanoseconds from the queue's anchor (sign bit flipped, so it sorts as
+/// unsigned), then the schedule order. Cheaper to compare than an
+/// `Instant`'s seconds-then-nanoseconds, and 16 bytes with no padding (a
+/// `u128` would align the node to 16 and make it 32 bytes).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct OrderKey {
+    at: u64,
+    order: u64,
+}
+
+impl OrderKey {
+    fn offset(self) -> i64 {
+        (self.at ^ SIGN) as i64
+    }
+}
+
+const SIGN: u64 = 1 << 63;
+
+/// Children per heap node: a 4-ary heap is half as deep as a binary one,
+/// and a node's children share a cache line or two.
+const ARITY: usize = 4;
+
 /// A priority queue of values keyed by deadline, with `O(log n)` insert,
 /// cancel and reschedule.
 pub(crate) struct TimerQueue<T> {
     entries: Slab<Entry<T>>,
-    heap: Vec<usize>,
+    heap: Vec<Node>,
     next: u64,
+    /// Deadlines are kept as nanoseconds from here: ±292 years reach
+    /// exactly; a deadline further out is kept as the furthest there is.
+    anchor: Instant,
 }
 
 impl<T> TimerQueue<T> {
@@ -43,7 +84,31 @@ impl<T> TimerQueue<T> {
             entries: Slab::new(),
             heap: Vec::new(),
             next: 0,
+            anchor: Instant::now(),
         }
+    }
+
+    fn key(&self, deadline: Instant, order: u64) -> OrderKey {
+        let offset = match deadline.checked_duration_since(self.anchor) {
+            Some(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
+            None => i64::try_from(self.anchor.duration_since(deadline).as_nanos())
+                .map_or(i64::MIN, |before| -before),
+        };
+        OrderKey {
+            at: offset as u64 ^ SIGN,
+            order,
+        }
+    }
+
+    fn deadline_of(&self, key: OrderKey) -> Instant {
+        let offset = key.offset();
+        let magnitude = std::time::Duration::from_nanos(offset.unsigned_abs());
+        let at = if offset >= 0 {
+            self.anchor.checked_add(magnitude)
+        } else {
+            self.anchor.checked_sub(magnitude)
+        };
+        at.unwrap_or(self.anchor)
     }
 
     /// How many timers are pending.
@@ -67,13 +132,12 @@ impl<T> TimerQueue<T> {
         let order = self.bump();
         let pos = self.heap.len();
         let slot = self.entries.insert(Entry {
-            deadline,
-            order,
             id: order,
             pos,
             value,
         });
-        self.heap.push(slot);
+        let key = self.key(deadline, order);
+        self.heap.push(Node { key, slot });
         self.sift_up(pos);
         TimerKey { slot, id: order }
     }
@@ -85,7 +149,8 @@ impl<T> TimerQueue<T> {
     /// The deadline of a pending timer, or `None` once it fired or was
     /// cancelled.
     pub(crate) fn deadline(&self, key: TimerKey) -> Option<Instant> {
-        self.entry(key).map(|e| e.deadline)
+        self.entry(key)
+            .map(|e| self.deadline_of(self.heap[e.pos].key))
     }
 
     /// Removes a pending timer and hands back its value.
@@ -102,24 +167,20 @@ impl<T> TimerQueue<T> {
             return false;
         };
         let order = self.bump();
-        let e = &mut self.entries[key.slot];
-        e.deadline = deadline;
-        e.order = order;
-        self.sift_up(pos);
-        let pos = self.entries[key.slot].pos;
-        self.sift_down(pos);
+        self.heap[pos].key = self.key(deadline, order);
+        self.resift(pos);
         true
     }
 
     /// The earliest deadline, if any timer is pending.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.heap.first().map(|&slot| self.entries[slot].deadline)
+        self.heap.first().map(|n| self.deadline_of(n.key))
     }
 
     /// Removes and returns the earliest timer if it is due at `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<T> {
-        let &slot = self.heap.first()?;
-        if self.entries[slot].deadline > now {
+        // Due when its key sorts before anything scheduled later at `now`.
+        if self.heap.first()?.key > self.key(now, u64::MAX) {
             return None;
         }
         Some(self.remove_at(0))
@@ -132,17 +193,13 @@ impl<T> TimerQueue<T> {
     }
 
     fn remove_at(&mut self, pos: usize) -> T {
-        let last = self.heap.len() - 1;
-        self.heap.swap(pos, last);
-        let slot = self.heap.pop().expect("heap is not empty");
-        if pos < last {
-            let moved = self.heap[pos];
-            self.entries[moved].pos = pos;
-            self.sift_up(pos);
-            let pos = self.entries[moved].pos;
-            self.sift_down(pos);
+        let gone = self.heap.swap_remove(pos);
+        if pos < self.heap.len() {
+            // The last node took the removed one's place: it may belong
+            // above or below it.
+            self.resift(pos);
         }
-        let entry = self.entries.remove(slot);
+        let entry = self.entries.remove(gone.slot);
         // Give memory back once a large queue drains completely, so a burst
         // of timers does not pin its peak forever.
         if self.entries.is_empty() && self.entries.capacity() > 1024 {
@@ -152,51 +209,57 @@ impl<T> TimerQueue<T> {
         entry.value
     }
 
-    fn less(&self, a: usize, b: usize) -> bool {
-        let (ea, eb) = (&self.entries[a], &self.entries[b]);
-        (ea.deadline, ea.order) < (eb.deadline, eb.order)
+    /// Puts the node at `pos` where it belongs after its key changed.
+    fn resift(&mut self, pos: usize) {
+        if pos > 0 && self.heap[pos].before(&self.heap[(pos - 1) / ARITY]) {
+            self.sift_up(pos);
+        } else {
+            self.sift_down(pos);
+        }
     }
 
-    fn set(&mut self, pos: usize, slot: usize) {
-        self.heap[pos] = slot;
-        self.entries[slot].pos = pos;
+    /// Places `node` at `pos` and tells its slot.
+    fn place(&mut self, pos: usize, node: Node) {
+        self.entries[node.slot].pos = pos;
+        self.heap[pos] = node;
     }
 
     fn sift_up(&mut self, mut pos: usize) {
-        let slot = self.heap[pos];
+        let node = self.heap[pos];
         while pos > 0 {
-            let parent = (pos - 1) / 2;
+            let parent = (pos - 1) / ARITY;
             let p = self.heap[parent];
-            if !self.less(slot, p) {
+            if !node.before(&p) {
                 break;
             }
-            self.set(pos, p);
+            self.place(pos, p);
             pos = parent;
         }
-        self.set(pos, slot);
+        self.place(pos, node);
     }
 
     fn sift_down(&mut self, mut pos: usize) {
-        let slot = self.heap[pos];
+        let node = self.heap[pos];
         let len = self.heap.len();
         loop {
-            let left = 2 * pos + 1;
-            if left >= len {
+            let first = ARITY * pos + 1;
+            if first >= len {
                 break;
             }
-            let right = left + 1;
-            let child = if right < len && self.less(self.heap[right], self.heap[left]) {
-                right
-            } else {
-                left
-            };
-            if !self.less(self.heap[child], slot) {
+            let mut child = first;
+            for i in first + 1..(first + ARITY).min(len) {
+                if self.heap[i].before(&self.heap[child]) {
+                    child = i;
+                }
+            }
+            let c = self.heap[child];
+            if !c.before(&node) {
                 break;
             }
-            self.set(pos, self.heap[child]);
+            self.place(pos, c);
             pos = child;
         }
-        self.set(pos, slot);
+        self.place(pos, node);
     }
 }
 
@@ -255,6 +318,41 @@ mod tests {
         assert!(q.reschedule(a, at(base, 10)));
         let got: Vec<_> = std::iter::from_fn(|| q.pop_due(at(base, 10))).collect();
         assert_eq!(got, ["b", "a"]);
+    }
+
+    #[test]
+    fn deadlines_before_and_after_the_anchor_keep_their_order_and_value() {
+        let mut q = TimerQueue::new();
+        let anchor = q.anchor;
+        let early = anchor - Duration::from_secs(3600);
+        let just_before = anchor - Duration::from_nanos(1);
+        let late = anchor + Duration::from_nanos(1);
+        let keys = [
+            q.insert(late, "late"),
+            q.insert(anchor, "anchor"),
+            q.insert(just_before, "just before"),
+            q.insert(early, "early"),
+        ];
+        assert_eq!(q.deadline(keys[0]), Some(late));
+        assert_eq!(q.deadline(keys[3]), Some(early));
+        assert_eq!(q.next_deadline(), Some(early));
+        assert_eq!(q.pop_due(early - Duration::from_nanos(1)), None);
+        let got: Vec<_> = std::iter::from_fn(|| q.pop_due(anchor)).collect();
+        assert_eq!(got, ["early", "just before", "anchor"]);
+        assert_eq!(q.pop_due(late), Some("late"));
+    }
+
+    #[test]
+    fn a_deadline_centuries_away_still_sorts_last() {
+        let mut q = TimerQueue::new();
+        let far = q.anchor + Duration::from_secs(400 * 365 * 86_400);
+        q.insert(far, "far");
+        q.insert(q.anchor + Duration::from_secs(1), "soon");
+        assert_eq!(q.pop_due(q.anchor + Duration::from_secs(2)), Some("soon"));
+        assert_eq!(q.pop_due(q.anchor + Duration::from_secs(2)), None);
+        // Kept as the furthest deadline there is (292 years out).
+        assert!(q.next_deadline() > Some(q.anchor + Duration::from_secs(290 * 365 * 86_400)));
+        assert_eq!(q.pop_due(far), Some("far"));
     }
 
     #[test]
