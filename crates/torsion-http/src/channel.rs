@@ -662,19 +662,21 @@ impl ChannelShared {
                 let _ = self.conn.borrow_mut().direct_body_sent(sent as u64);
                 sent
             }
+            // The transport says when the file ended (an `UnexpectedEof`
+            // error, never a 0); a read that gives nothing says it here.
             None => {
                 let mut buf = vec![0u8; len.min(CHUNK)];
                 let n = read_at_most(file, &mut buf, offset)?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the file ended before the bytes asked for",
+                    ));
+                }
                 self.send_framed(request, &buf[..n], &mut t);
                 n
             }
         };
-        if sent == 0 && file.metadata()?.len() <= offset {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the file ended before the bytes asked for",
-            ));
-        }
         Ok(sent)
     }
 
