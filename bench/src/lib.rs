@@ -8,6 +8,8 @@
 //! * **peers** — `tokio-echo`, `tokio-chat`, `hyper-hello` — what a user
 //!   would pick instead of torsion, each on a current-thread or a
 //!   multi-thread Tokio runtime;
+//! * the **floor** — `floor` — the system calls of echo or of a fixed HTTP
+//!   answer and nothing else: what the kernel charges every server;
 //! * **in-process** — `timer-churn` — timers of torsion and of Tokio;
 //! * the **runner** — `bench-runner` — starts every server pinned to CPU 0,
 //!   every load pinned to CPU 1, measures the server's CPU time from

@@ -131,6 +131,11 @@ const APART: Cpus = Cpus {
     load: "1",
 };
 
+/// The name of the floor server (`src/bin/floor.rs`): not a peer but the
+/// price of the system calls alone, so a row of it shows how far below any
+/// real server a target lies.
+const FLOOR: &str = "floor: system calls only";
+
 /// One run's figures.
 type Figures = BTreeMap<String, f64>;
 
@@ -583,6 +588,17 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
             threads.to_string(),
         ],
     };
+    // The system calls alone: what the kernel charges any server here.
+    let floor = |mode: &str| Server {
+        name: format!("{FLOOR} ({mode})"),
+        argv: vec![
+            b("floor"),
+            "--mode".into(),
+            mode.into(),
+            "--listen".into(),
+            "127.0.0.1:{port}".into(),
+        ],
+    };
     let torsion_hello = Server {
         name: "torsion hello_world".into(),
         argv: vec![
@@ -670,6 +686,7 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
                 torsion_echo.clone(),
                 tokio("tokio-echo", 1, "Tokio echo"),
                 tokio("tokio-echo", 2, "Tokio echo"),
+                floor("echo"),
             ],
             skipped: vec![],
             cpus: APART,
@@ -825,6 +842,7 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
                 torsion_hello,
                 tokio("hyper-hello", 1, "hyper hello"),
                 tokio("hyper-hello", 2, "hyper hello"),
+                floor("http"),
             ],
             skipped: vec![],
             cpus: APART,
@@ -1226,7 +1244,13 @@ fn render(env: &Env, outcomes: &[Outcome], elapsed: Duration) -> String {
                 notes(sc, m)
             );
         }
-        targets.extend(judge(sc, &torsion, &reference, &meds));
+        let floor = o
+            .results
+            .iter()
+            .zip(&meds)
+            .find(|((server, _, _), _)| server.name.starts_with(FLOOR))
+            .map(|(_, m)| m);
+        targets.extend(judge(sc, &torsion, &reference, floor));
     }
     if !targets.is_empty() {
         let _ = writeln!(t, "\nTargets of issue 7 (medians of this run):\n");
@@ -1277,8 +1301,24 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 /// The issue's targets for one scenario, judged on this run's medians.
-fn judge(sc: &Scenario, tor: &Figures, peer: &Figures, all: &[Figures]) -> Vec<String> {
+///
+/// With a `floor` row, a CPU target also says where the floor lies: the
+/// ratio of the floor's CPU per operation to the peer's is the lowest any
+/// server on the same system calls could reach.
+fn judge(sc: &Scenario, tor: &Figures, peer: &Figures, floor: Option<&Figures>) -> Vec<String> {
     let g = |f: &Figures, k: &str| f.get(k).copied().unwrap_or(f64::NAN);
+    let floor_note = |key: &str| match floor {
+        Some(f) => format!(
+            " (the floor, system calls only: {:.2}× the peer's {})",
+            ratio(g(f, key), g(peer, key)),
+            if key == "cpu_us_per_op" {
+                "CPU"
+            } else {
+                "rate"
+            }
+        ),
+        None => String::new(),
+    };
     let mut v = Vec::new();
     match sc.id {
         "echo-pingpong" => {
@@ -1286,11 +1326,13 @@ fn judge(sc: &Scenario, tor: &Figures, peer: &Figures, all: &[Figures]) -> Vec<S
             let c = ratio(g(tor, "cpu_us_per_op"), g(peer, "cpu_us_per_op"));
             let p99 = ratio(g(tor, "p99_us"), g(peer, "p99_us"));
             v.push(format!(
-                "Echo ping-pong ≥ 1.10× Tokio current-thread msg/s: {r:.2}× — {}",
+                "Echo ping-pong ≥ 1.10× Tokio current-thread msg/s: {r:.2}×{} — {}",
+                floor_note("msgs_per_s"),
                 verdict(r >= 1.10)
             ));
             v.push(format!(
-                "Echo ping-pong ≤ 0.85× Tokio CPU per message: {c:.2}× — {}",
+                "Echo ping-pong ≤ 0.85× Tokio CPU per message: {c:.2}×{} — {}",
+                floor_note("cpu_us_per_op"),
                 verdict(c <= 0.85)
             ));
             v.push(format!(
@@ -1311,11 +1353,13 @@ fn judge(sc: &Scenario, tor: &Figures, peer: &Figures, all: &[Figures]) -> Vec<S
             let r = ratio(g(tor, "req_per_s"), g(peer, "req_per_s"));
             let c = ratio(g(tor, "cpu_us_per_op"), g(peer, "cpu_us_per_op"));
             v.push(format!(
-                "HTTP hello ≥ 1.10× hyper current-thread req/s: {r:.2}× — {}",
+                "HTTP hello ≥ 1.10× hyper current-thread req/s: {r:.2}×{} — {}",
+                floor_note("req_per_s"),
                 verdict(r >= 1.10)
             ));
             v.push(format!(
-                "HTTP hello ≤ 0.85× hyper CPU per request: {c:.2}× — {}",
+                "HTTP hello ≤ 0.85× hyper CPU per request: {c:.2}×{} — {}",
+                floor_note("cpu_us_per_op"),
                 verdict(c <= 0.85)
             ));
         }
@@ -1364,7 +1408,6 @@ fn judge(sc: &Scenario, tor: &Figures, peer: &Figures, all: &[Figures]) -> Vec<S
         }
         "timers" => {
             let ms = g(tor, "schedule_cancel_ms");
-            let _ = all;
             v.push(format!(
                 "Timers: 1,000,000 scheduled and half cancelled < 1 s: {} ms (then {} ms to fire the rest; peak {} MiB) — {}",
                 fmt_num(ms),
