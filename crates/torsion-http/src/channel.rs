@@ -18,7 +18,7 @@
 
 use crate::h1::{server_name, ConnConfig};
 use crate::h1::{Event, Output, RequestHead, SendError, ServerConnection};
-use crate::request::{Parts, Request};
+use crate::request::{Parts, Request, RequestPool};
 use crate::site::Site;
 use crate::static_files::CHUNK;
 use std::cell::{Cell, RefCell};
@@ -62,6 +62,8 @@ struct FactoryShared {
     // Boxed: each is a connection's allocation, handed over as it is.
     #[allow(clippy::vec_box)]
     spare: RefCell<Vec<Box<Exchange>>>,
+    /// Answered requests, for the next ones.
+    requests: RequestPool,
 }
 
 /// How many spare [`Exchange`]s a factory keeps.
@@ -114,6 +116,7 @@ impl HttpFactory {
                 registry: Rc::downgrade(&registry),
                 config,
                 spare: RefCell::new(Vec::new()),
+                requests: RequestPool::default(),
             }),
             registry,
         }
@@ -445,26 +448,23 @@ impl ChannelShared {
                 let Some(t) = self.transport() else {
                     return;
                 };
-                let head = *head;
                 let (client, local) = self.addresses(&t);
-                let request = Request::new(
-                    Parts {
-                        method: head.method,
-                        uri: head.target,
-                        path: head.path,
-                        query: head.query,
-                        version: head.version,
-                        headers: head.headers,
-                        trailers,
-                        content,
-                        host: head.host,
-                        client,
-                        local,
-                    },
-                    Rc::downgrade(self),
-                );
+                let parts = Parts {
+                    head,
+                    trailers,
+                    content,
+                    client,
+                    local,
+                };
+                let (request, spare_head) = self.factory.requests.make(parts, Rc::downgrade(self));
+                if let Some(h) = spare_head {
+                    self.conn.borrow_mut().recycle_head(h);
+                }
                 self.with_exchange(|ex| ex.current = Some(request.clone()));
                 self.factory.site.handle(&request);
+                // Answered in its render and held by nobody else: its
+                // allocations serve the next request.
+                self.factory.requests.recycle(request);
             }
             Event::Error(e) => {
                 let peer = self.transport().map(|t| t.peer().to_string());
@@ -551,29 +551,24 @@ impl ChannelShared {
 
     // ---- for requests ------------------------------------------------
 
+    /// Begins the response: its head is encoded and held by the
+    /// connection until the first body bytes or the end of the response,
+    /// which it leaves with.
     pub(crate) fn send_head(&self, request: &Request) {
-        let Some(mut t) = self.transport() else {
-            return;
-        };
-        self.start_response(request, &mut t);
+        self.begin_response(request);
     }
 
-    /// Sends the response head to `out`; a head the connection refuses
-    /// (a bad status or length) is logged and the connection aborted.
-    fn start_response(&self, request: &Request, out: &mut dyn Output) -> bool {
-        // Encoded into a buffer of its own while the request's response
-        // is borrowed, then written once the borrow has ended.
-        let mut head = Vec::new();
-        let sent = request.with_head(|status, reason, headers| {
+    /// Encodes the response head, held until body bytes or the end of the
+    /// response go; a head the connection refuses (a bad status or
+    /// length) is logged and the connection aborted.
+    fn begin_response(&self, request: &Request) -> bool {
+        let begun = request.with_head(|status, reason, headers| {
             self.conn
                 .borrow_mut()
-                .send_response_parts(status, reason, headers, &mut head)
+                .begin_response(status, reason, headers)
         });
-        match sent {
-            Ok(()) => {
-                out.write_owned(head);
-                true
-            }
+        match begun {
+            Ok(()) => true,
             Err(SendError::Closed) => false,
             Err(e) => {
                 tracing::error!(uri = %request.uri(), error = %e, "invalid response; closing the connection");
@@ -589,12 +584,10 @@ impl ChannelShared {
         let Some(mut t) = self.transport() else {
             return;
         };
-        let mut out = HeadWithBody::new(&mut t);
-        if head && !self.start_response(request, &mut out) {
+        if head && !self.begin_response(request) {
             return;
         }
-        self.send_framed(request, data, &mut out);
-        out.flush();
+        self.send_framed(request, data, &mut t);
     }
 
     fn send_framed(&self, request: &Request, data: &[u8], out: &mut dyn Output) {
@@ -624,22 +617,15 @@ impl ChannelShared {
         };
         // The head, if this starts the response, goes with the first file
         // bytes where it can (one segment for a small file).
-        let mut pending_head = None;
-        if head {
-            let mut out = HeadWithBody::new(&mut t);
-            if !self.start_response(request, &mut out) {
-                return Ok(0);
-            }
-            pending_head = out.head.take();
+        if head && !self.begin_response(request) {
+            return Ok(0);
         }
         // Checked again after the head: written alone, it may have been
         // queued, and file bytes never wait behind queued output.
         let ready = |t: &Transport| len > 0 && t.buffered() == 0 && t.is_open();
         let room = self.conn.borrow().direct_body_room();
         if !(ready(&t) && room.is_some_and(|r| r > 0)) {
-            if let Some(h) = pending_head.take() {
-                t.write(&h);
-            }
+            self.conn.borrow_mut().flush_head(&mut t);
         }
         if !ready(&t) {
             return Ok(0);
@@ -654,12 +640,16 @@ impl ChannelShared {
             Some(room) => {
                 let want = u64::try_from(len).map_or(room, |l| l.min(room));
                 let want = usize::try_from(want).unwrap_or(len);
-                let sent = match pending_head {
-                    Some(h) => t.send_file_with_head(&[&h], file, offset, want)?,
+                // Writes never call back into a protocol: the connection
+                // may stay borrowed while the transport sends.
+                let mut conn = self.conn.borrow_mut();
+                let sent = match conn.take_head(|h| t.send_file_with_head(&[h], file, offset, want))
+                {
+                    Some(sent) => sent?,
                     None => t.send_file(file, offset, want)?,
                 };
                 // Within the room asked for: this cannot overflow.
-                let _ = self.conn.borrow_mut().direct_body_sent(sent as u64);
+                let _ = conn.direct_body_sent(sent as u64);
                 sent
             }
             // The transport says when the file ended (an `UnexpectedEof`
@@ -766,72 +756,6 @@ fn read_at_most(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result
         }
     }
     Ok(n)
-}
-
-/// An [`Output`] that holds the response head back until the first body
-/// bytes, so that both leave in one gathering write (one syscall, and
-/// one packet for a small response), then writes through.
-struct HeadWithBody<'a> {
-    transport: &'a mut Transport,
-    head: Option<Vec<u8>>,
-    started: bool,
-}
-
-impl<'a> HeadWithBody<'a> {
-    fn new(transport: &'a mut Transport) -> Self {
-        HeadWithBody {
-            transport,
-            head: None,
-            started: false,
-        }
-    }
-
-    /// Writes the head if nothing followed it.
-    fn flush(&mut self) {
-        if let Some(head) = self.head.take() {
-            self.transport.write(&head);
-        }
-    }
-}
-
-impl Output for HeadWithBody<'_> {
-    fn write_owned(&mut self, buf: Vec<u8>) {
-        if !self.started {
-            // The head, kept as it is.
-            self.started = true;
-            self.head = Some(buf);
-            return;
-        }
-        self.write_all(&[&buf]);
-    }
-
-    fn write_all(&mut self, bufs: &[&[u8]]) {
-        if !self.started {
-            // The first write is the head.
-            self.started = true;
-            self.head = Some(bufs.concat());
-            return;
-        }
-        match self.head.take() {
-            None => self.transport.write_all(bufs),
-            Some(head) => match *bufs {
-                // The shapes the connection writes: a piece of body, or a
-                // chunk's size line, data and CRLF.
-                [a] => self.transport.write_sequence(&[&head, a]),
-                [a, b, c] => self.transport.write_sequence(&[&head, a, b, c]),
-                _ => {
-                    self.transport.write(&head);
-                    self.transport.write_all(bufs);
-                }
-            },
-        }
-    }
-}
-
-impl Drop for HeadWithBody<'_> {
-    fn drop(&mut self) {
-        self.flush();
-    }
 }
 
 #[cfg(test)]

@@ -206,94 +206,44 @@ fn is_value_byte(b: u8) -> bool {
 /// h.remove("Set-Cookie");
 /// assert!(!h.contains("set-cookie"));
 /// ```
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Headers {
-    entries: Vec<Field>,
+    /// Every field's name and value bytes, back to back, in one buffer:
+    /// a request's fields are copied in with no allocation of their own,
+    /// and a cleared list keeps its room for the next request.
+    bytes: Vec<u8>,
+    /// Where each field is in `bytes`, in order.
+    fields: Vec<Span>,
+    /// Bytes of `bytes` no field refers to any more (removed or
+    /// replaced), reclaimed once they are most of the buffer.
+    dead: usize,
 }
 
-/// One field: its name and value, kept together — inside the field
-/// itself when short (most are: `Host`, `Content-Length`, `ETag`, ...),
-/// else in one allocation of their own.
-#[derive(Clone, PartialEq, Eq)]
-struct Field {
-    /// The name's bytes (copied from a `str`), then the value's.
-    bytes: Stored,
-    name_len: usize,
+/// One field's place in [`Headers::bytes`]: the name at `start`, the
+/// value right after it.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: u32,
+    name_len: u32,
+    value_len: u32,
 }
 
-/// Name and value bytes up to this many together are kept inside the
-/// field: a field is then 64 bytes and needs no allocation.
-const INLINE: usize = 54;
-
-/// The bytes of a field.
-#[derive(Clone)]
-enum Stored {
-    Inline { len: u8, bytes: [u8; INLINE] },
-    Heap(Box<[u8]>),
-}
-
-impl Stored {
-    fn new(name: &[u8], value: &[u8]) -> Stored {
-        let len = name.len() + value.len();
-        match u8::try_from(len) {
-            Ok(short) if len <= INLINE => {
-                let mut bytes = [0; INLINE];
-                bytes[..name.len()].copy_from_slice(name);
-                bytes[name.len()..len].copy_from_slice(value);
-                Stored::Inline { len: short, bytes }
-            }
-            _ => {
-                let mut bytes = Vec::with_capacity(len);
-                bytes.extend_from_slice(name);
-                bytes.extend_from_slice(value);
-                Stored::Heap(bytes.into_boxed_slice())
-            }
-        }
-    }
-
-    fn get(&self) -> &[u8] {
-        match self {
-            Stored::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            Stored::Heap(bytes) => bytes,
-        }
+impl Span {
+    fn end(&self) -> usize {
+        self.start as usize + self.name_len as usize + self.value_len as usize
     }
 }
 
-impl PartialEq for Stored {
-    fn eq(&self, other: &Stored) -> bool {
-        self.get() == other.get()
+/// Dead bytes up to this many are left where they are.
+const DEAD_SLACK: usize = 1024;
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Headers) -> bool {
+        self.len() == other.len() && self.iter_bytes().eq(other.iter_bytes())
     }
 }
 
-impl Eq for Stored {}
-
-impl Field {
-    fn new(name: &str, value: &[u8]) -> Field {
-        Field {
-            bytes: Stored::new(name.as_bytes(), value),
-            name_len: name.len(),
-        }
-    }
-
-    fn name(&self) -> &str {
-        // Copied whole from a `str` in `new`: this cannot fail.
-        std::str::from_utf8(self.raw_name()).unwrap_or_default()
-    }
-
-    fn raw_name(&self) -> &[u8] {
-        &self.bytes.get()[..self.name_len]
-    }
-
-    fn value(&self) -> &[u8] {
-        &self.bytes.get()[self.name_len..]
-    }
-
-    fn is(&self, name: &str) -> bool {
-        // The length first: most fields differ there, and it needs no
-        // look at the bytes.
-        self.name_len == name.len() && self.raw_name().eq_ignore_ascii_case(name.as_bytes())
-    }
-}
+impl Eq for Headers {}
 
 impl Headers {
     /// No headers.
@@ -301,11 +251,41 @@ impl Headers {
         Headers::default()
     }
 
-    /// No headers, with room for `n` fields.
+    /// No headers, with room for `n` fields of a usual size.
     pub(crate) fn with_capacity(n: usize) -> Self {
         Headers {
-            entries: Vec::with_capacity(n),
+            bytes: Vec::with_capacity(n * 32),
+            fields: Vec::with_capacity(n),
+            dead: 0,
         }
+    }
+
+    /// Removes every field, keeping the room they took.
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.fields.clear();
+        self.dead = 0;
+    }
+
+    /// Bytes of room held: what a list kept for reuse costs.
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        self.bytes.capacity() + self.fields.capacity() * std::mem::size_of::<Span>()
+    }
+
+    fn name_of(&self, s: &Span) -> &[u8] {
+        let start = s.start as usize;
+        &self.bytes[start..start + s.name_len as usize]
+    }
+
+    fn value_of(&self, s: &Span) -> &[u8] {
+        let start = s.start as usize + s.name_len as usize;
+        &self.bytes[start..start + s.value_len as usize]
+    }
+
+    fn is(&self, s: &Span, name: &str) -> bool {
+        // The length first: most fields differ there, and it needs no
+        // look at the bytes.
+        s.name_len as usize == name.len() && self.name_of(s).eq_ignore_ascii_case(name.as_bytes())
     }
 
     /// Adds a field, keeping any others of the same name.
@@ -317,8 +297,10 @@ impl Headers {
         let name = name.as_ref();
         let value = value.as_ref();
         check(name, value)?;
-        self.entries.push(Field::new(name, value));
-        Ok(())
+        self.push(name.as_bytes(), value)
+            .map_err(|()| InvalidHeader::Value {
+                name: name.to_string(),
+            })
     }
 
     /// Replaces every field named `name` with one field.
@@ -331,27 +313,78 @@ impl Headers {
         let value = value.as_ref();
         check(name, value)?;
         self.remove(name);
-        self.entries.push(Field::new(name, value));
-        Ok(())
+        self.push(name.as_bytes(), value)
+            .map_err(|()| InvalidHeader::Value {
+                name: name.to_string(),
+            })
     }
 
-    /// Adds a field the parser already validated.
+    /// Adds a field the parser already validated (its name a token).
     pub(crate) fn push_unchecked(&mut self, name: &str, value: &[u8]) {
-        self.entries.push(Field::new(name, value));
+        // A parsed head is bounded by the limits, far below 4 GiB.
+        let _ = self.push(name.as_bytes(), value);
+    }
+
+    /// Appends a field's bytes; `Err` only past 4 GiB of fields.
+    fn push(&mut self, name: &[u8], value: &[u8]) -> Result<(), ()> {
+        let start = self.bytes.len();
+        let too_big = |n: usize| u32::try_from(n).map_err(|_| ());
+        let span = Span {
+            start: too_big(start)?,
+            name_len: too_big(name.len())?,
+            value_len: too_big(value.len())?,
+        };
+        too_big(start + name.len() + value.len())?;
+        self.bytes.extend_from_slice(name);
+        self.bytes.extend_from_slice(value);
+        self.fields.push(span);
+        Ok(())
     }
 
     /// Removes every field named `name`; returns whether there was one.
     pub fn remove(&mut self, name: &str) -> bool {
-        if !self.contains(name) {
+        let before = self.fields.len();
+        let mut dead = 0;
+        let bytes = &self.bytes;
+        self.fields.retain(|s| {
+            let gone = s.name_len as usize == name.len()
+                && bytes[s.start as usize..s.start as usize + name.len()]
+                    .eq_ignore_ascii_case(name.as_bytes());
+            if gone {
+                dead += s.end() - s.start as usize;
+            }
+            !gone
+        });
+        if self.fields.len() == before {
             return false;
         }
-        self.entries.retain(|f| !f.is(name));
+        self.dead += dead;
+        if self.dead > DEAD_SLACK && self.dead * 2 > self.bytes.len() {
+            self.compact();
+        }
         true
+    }
+
+    /// Moves the live fields' bytes together, dropping the dead ones.
+    fn compact(&mut self) {
+        let mut at = 0;
+        for s in &mut self.fields {
+            let (from, end) = (s.start as usize, s.end());
+            self.bytes.copy_within(from..end, at);
+            // Within the old positions: this cannot overflow a u32.
+            s.start = at as u32;
+            at += end - from;
+        }
+        self.bytes.truncate(at);
+        self.dead = 0;
     }
 
     /// The first value of `name` as raw bytes.
     pub fn get_bytes(&self, name: &str) -> Option<&[u8]> {
-        self.entries.iter().find(|f| f.is(name)).map(Field::value)
+        self.fields
+            .iter()
+            .find(|s| self.is(s, name))
+            .map(|s| self.value_of(s))
     }
 
     /// The first value of `name`, if it is valid UTF-8.
@@ -368,15 +401,15 @@ impl Headers {
 
     /// Every value of `name` as raw bytes, in order.
     pub fn get_all_bytes<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.entries
+        self.fields
             .iter()
-            .filter(move |f| f.is(name))
-            .map(Field::value)
+            .filter(move |s| self.is(s, name))
+            .map(|s| self.value_of(s))
     }
 
     /// How many fields are named `name`.
     pub fn count(&self, name: &str) -> usize {
-        self.entries.iter().filter(|f| f.is(name)).count()
+        self.fields.iter().filter(|s| self.is(s, name)).count()
     }
 
     /// Whether a field named `name` is present.
@@ -386,42 +419,41 @@ impl Headers {
 
     /// Every field, in order, as (name, value).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.entries.iter().map(|f| (f.name(), f.value()))
+        // Names only ever come in as `str` (or as tokens, which are
+        // ASCII): this cannot fail.
+        self.iter_bytes()
+            .map(|(n, v)| (std::str::from_utf8(n).unwrap_or_default(), v))
     }
 
     /// Every field, in order, as raw (name, value) bytes.
     pub(crate) fn iter_bytes(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.entries.iter().map(|f| (f.raw_name(), f.value()))
+        self.fields
+            .iter()
+            .map(|s| (self.name_of(s), self.value_of(s)))
     }
 
     /// The number of fields.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.fields.len()
     }
 
     /// Whether there are no fields.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.fields.is_empty()
     }
 
     /// Whether the comma-separated list in every `name` field holds
     /// `token` (case-insensitively), as in `Connection: keep-alive, close`.
     pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.entries
-            .iter()
-            .filter(|f| f.is(name))
-            .any(|f| list_has_token(f.value(), token.as_bytes()))
+        self.get_all_bytes(name)
+            .any(|v| list_has_token(v, token.as_bytes()))
     }
 }
 
 impl fmt::Debug for Headers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
-            .entries(
-                self.entries
-                    .iter()
-                    .map(|f| (f.name(), String::from_utf8_lossy(f.value()))),
-            )
+            .entries(self.iter().map(|(n, v)| (n, String::from_utf8_lossy(v))))
             .finish()
     }
 }
@@ -528,24 +560,59 @@ mod tests {
     }
 
     #[test]
-    fn short_and_long_fields_keep_their_bytes() {
-        assert!(std::mem::size_of::<Field>() <= 64);
+    fn fields_of_every_length_keep_their_bytes() {
         let mut h = Headers::new();
-        for len in [0, 1, INLINE - 5, INLINE - 4, INLINE - 3, 255, 256, 1000] {
+        for len in [0, 1, 50, 51, 255, 256, 1000] {
             let value = "v".repeat(len);
             h.append("Name", &value).unwrap();
             assert_eq!(h.get_all("name").last(), Some(value.as_str()), "{len}");
         }
         let names: Vec<_> = h.iter().map(|(n, v)| (n.to_string(), v.len())).collect();
-        assert_eq!(names.len(), 8);
+        assert_eq!(names.len(), 7);
         assert!(names.iter().all(|(n, _)| n == "Name"));
-        let long_name = "X".repeat(INLINE + 1);
+        let long_name = "X".repeat(100);
         h.set(&long_name, "1").unwrap();
         assert_eq!(h.get(&long_name.to_lowercase()), Some("1"));
         let copy = h.clone();
         assert_eq!(copy, h);
         h.set("Name", "other").unwrap();
         assert_ne!(copy, h);
+        assert_eq!(
+            h.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            [&*long_name, "Name"]
+        );
+    }
+
+    #[test]
+    fn replaced_fields_do_not_grow_the_list_without_bound() {
+        let mut h = Headers::new();
+        h.set("Keep", "me").unwrap();
+        for i in 0..10_000 {
+            h.set("Counter", i.to_string().repeat(20)).unwrap();
+            h.append("Other", "x").unwrap();
+            h.remove("other");
+        }
+        assert_eq!(h.get("keep"), Some("me"));
+        assert_eq!(h.get("counter"), Some("9999".repeat(20).as_str()));
+        assert_eq!(h.len(), 2);
+        assert!(
+            h.bytes.len() < 4 * DEAD_SLACK,
+            "{} bytes held",
+            h.bytes.len()
+        );
+    }
+
+    #[test]
+    fn a_cleared_list_keeps_its_room_and_nothing_else() {
+        let mut h = Headers::with_capacity(4);
+        h.append("Host", "example.org").unwrap();
+        h.append("User-Agent", "x".repeat(300)).unwrap();
+        let room = h.capacity_bytes();
+        h.clear();
+        assert!(h.is_empty());
+        assert_eq!(h.get("host"), None);
+        assert_eq!(h.capacity_bytes(), room);
+        assert_eq!(h, Headers::new());
     }
 
     #[test]

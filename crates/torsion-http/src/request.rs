@@ -11,6 +11,7 @@
 
 use crate::channel::ChannelShared;
 use crate::cookie::{parse_cookie_header, Cookie, InvalidCookie};
+use crate::h1::RequestHead;
 use crate::headers::{Headers, InvalidHeader, Method, Version};
 use crate::text::{html_escape, parse_urlencoded, percent_decode};
 use std::cell::{Cell, OnceCell, RefCell};
@@ -47,16 +48,11 @@ pub struct Request {
     inner: Rc<Inner>,
 }
 
-struct Inner {
-    method: Method,
-    uri: String,
-    path: String,
-    query: Option<String>,
-    version: Version,
-    headers: Headers,
+pub(crate) struct Inner {
+    /// Method, target, path, query, version, fields and host, as decoded.
+    head: Box<RequestHead>,
     trailers: Headers,
     content: Vec<u8>,
-    host: Option<String>,
     client: Address,
     local: Address,
     received: SystemTime,
@@ -84,17 +80,100 @@ struct Response {
 
 /// What the channel gives a new request.
 pub(crate) struct Parts {
-    pub(crate) method: Method,
-    pub(crate) uri: String,
-    pub(crate) path: String,
-    pub(crate) query: Option<String>,
-    pub(crate) version: Version,
-    pub(crate) headers: Headers,
+    pub(crate) head: Box<RequestHead>,
     pub(crate) trailers: Headers,
     pub(crate) content: Vec<u8>,
-    pub(crate) host: Option<String>,
     pub(crate) client: Address,
     pub(crate) local: Address,
+}
+
+/// How many answered requests a [`RequestPool`] keeps for reuse.
+const SPARE_REQUESTS: usize = 64;
+
+/// The largest response field list a pooled request keeps the room of.
+const SPARE_RESPONSE_HEADERS: usize = 16 * 1024;
+
+/// Requests that were answered and that nothing holds any more, kept so
+/// the next request of any connection of the site is built without an
+/// allocation: the request itself, its response's field list, and (given
+/// back to the connection's decoder) its head's strings and fields.
+///
+/// A request goes back only when the site holds its last handle, and
+/// comes out with nothing of its past but room: every field is reset
+/// or overwritten (see [`RequestPool::recycle`]).
+#[derive(Default)]
+pub(crate) struct RequestPool {
+    spare: RefCell<Vec<Rc<Inner>>>,
+}
+
+impl RequestPool {
+    /// A request made of `parts`, in a spare one's allocation if there is
+    /// one; then also the head that spare one held, for the decoder to
+    /// reuse.
+    pub(crate) fn make(
+        &self,
+        mut parts: Parts,
+        channel: Weak<ChannelShared>,
+    ) -> (Request, Option<Box<RequestHead>>) {
+        let spare = self.spare.borrow_mut().pop();
+        let Some(mut inner) = spare else {
+            return (Request::new(parts, channel), None);
+        };
+        // Only requests nothing else held went into the pool.
+        let Some(i) = Rc::get_mut(&mut inner) else {
+            return (Request::new(parts, channel), None);
+        };
+        std::mem::swap(&mut i.head, &mut parts.head);
+        i.trailers = parts.trailers;
+        i.content = parts.content;
+        i.client = parts.client;
+        i.local = parts.local;
+        i.received = SystemTime::now();
+        i.channel = channel;
+        (Request { inner }, Some(parts.head))
+    }
+
+    /// Takes `request` back if nothing else holds it, its answer is done,
+    /// and the pool has room; otherwise lets it go.
+    pub(crate) fn recycle(&self, request: Request) {
+        let mut inner = request.inner;
+        let Some(i) = Rc::get_mut(&mut inner) else {
+            return;
+        };
+        let mut spare = self.spare.borrow_mut();
+        if spare.len() >= SPARE_REQUESTS || !i.head.worth_keeping() {
+            return;
+        }
+        {
+            let r = i.response.get_mut();
+            if !(r.finished || r.lost.is_some()) {
+                return;
+            }
+            r.code = 200;
+            r.reason = None;
+            if r.headers.capacity_bytes() > SPARE_RESPONSE_HEADERS {
+                r.headers = Headers::with_capacity(8);
+            } else {
+                r.headers.clear();
+            }
+            r.started = false;
+            r.finished = false;
+            r.lost = None;
+            r.bytes = 0;
+            r.on_finish.clear();
+        }
+        // What a request computed from its head, and what it held of its
+        // connection and its body, go now; the head is overwritten when
+        // the request is made again.
+        i.segments.take();
+        i.consumed.set(0);
+        i.query_args.take();
+        i.form_args.take();
+        i.trailers = Headers::new();
+        i.content = Vec::new();
+        i.channel = Weak::new();
+        spare.push(inner);
+    }
 }
 
 /// `n` in decimal, written at the end of `buf`.
@@ -153,15 +232,9 @@ impl Request {
     pub(crate) fn new(parts: Parts, channel: Weak<ChannelShared>) -> Request {
         Request {
             inner: Rc::new(Inner {
-                method: parts.method,
-                uri: parts.uri,
-                path: parts.path,
-                query: parts.query,
-                version: parts.version,
-                headers: parts.headers,
+                head: parts.head,
                 trailers: parts.trailers,
                 content: parts.content,
-                host: parts.host,
                 client: parts.client,
                 local: parts.local,
                 received: SystemTime::now(),
@@ -191,37 +264,37 @@ impl Request {
 
     /// The method.
     pub fn method(&self) -> &Method {
-        &self.inner.method
+        &self.inner.head.method
     }
 
     /// The request target exactly as sent (`/a%20b?x=1`).
     pub fn uri(&self) -> &str {
-        &self.inner.uri
+        &self.inner.head.target
     }
 
     /// The path of the target, still percent-encoded.
     pub fn path(&self) -> &str {
-        &self.inner.path
+        &self.inner.head.path
     }
 
     /// The query string (after `?`), still encoded.
     pub fn query(&self) -> Option<&str> {
-        self.inner.query.as_deref()
+        self.inner.head.query.as_deref()
     }
 
     /// The protocol version.
     pub fn version(&self) -> Version {
-        self.inner.version
+        self.inner.head.version
     }
 
     /// The request's header fields.
     pub fn headers(&self) -> &Headers {
-        &self.inner.headers
+        &self.inner.head.headers
     }
 
     /// The first value of a request header, if it is valid UTF-8.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.inner.headers.get(name)
+        self.inner.head.headers.get(name)
     }
 
     /// The trailer fields of a chunked request body.
@@ -237,7 +310,7 @@ impl Request {
     /// The host the request is for (`Host`, or the authority of an
     /// absolute URI), port included if one was sent.
     pub fn host(&self) -> Option<&str> {
-        self.inner.host.as_deref()
+        self.inner.head.host.as_deref()
     }
 
     /// The address of the client.
@@ -270,7 +343,7 @@ impl Request {
     fn segments(&self) -> &[String] {
         self.inner
             .segments
-            .get_or_init(|| split_segments(&self.inner.path))
+            .get_or_init(|| split_segments(&self.inner.head.path))
     }
 
     /// Moves the next segment from postpath to prepath; `None` when none
@@ -287,7 +360,7 @@ impl Request {
     pub fn query_args(&self) -> &HashMap<String, Vec<String>> {
         self.inner
             .query_args
-            .get_or_init(|| parse_urlencoded(self.inner.query.as_deref().unwrap_or("")))
+            .get_or_init(|| parse_urlencoded(self.inner.head.query.as_deref().unwrap_or("")))
     }
 
     /// The arguments of an `application/x-www-form-urlencoded` body,
@@ -329,7 +402,7 @@ impl Request {
 
     /// The cookies the client sent, in order.
     pub fn cookies(&self) -> Vec<(String, String)> {
-        parse_cookie_header(self.inner.headers.get_all("cookie"))
+        parse_cookie_header(self.inner.head.headers.get_all("cookie"))
     }
 
     /// The value of the first cookie named `name`.
@@ -712,8 +785,8 @@ impl Request {
 impl fmt::Debug for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Request")
-            .field("method", &self.inner.method)
-            .field("uri", &self.inner.uri)
+            .field("method", &self.inner.head.method)
+            .field("uri", &self.inner.head.target)
             .field("client", &self.inner.client)
             .finish()
     }
@@ -750,18 +823,97 @@ mod tests {
         );
     }
 
-    #[test]
-    fn consuming_segments_moves_them_from_postpath_to_prepath() {
-        let parts = Parts {
-            method: Method::Get,
-            uri: "/a/b%20c/".into(),
-            path: "/a/b%20c/".into(),
-            query: None,
-            version: Version::Http11,
-            headers: Headers::new(),
+    fn parts(target: &str, fields: &[(&str, &str)]) -> Parts {
+        let mut head = Box::new(RequestHead::blank());
+        head.target = target.into();
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q.to_string())),
+            None => (target, None),
+        };
+        head.path = path.into();
+        head.query = query;
+        for (n, v) in fields {
+            head.headers.append(n, v).unwrap();
+        }
+        Parts {
+            head,
             trailers: Headers::new(),
             content: Vec::new(),
-            host: None,
+            client: Address::Memory("c".into()),
+            local: Address::Memory("s".into()),
+        }
+    }
+
+    #[test]
+    fn a_recycled_request_keeps_its_allocation_and_nothing_else() {
+        let pool = RequestPool::default();
+        let (first, spare) = pool.make(
+            parts("/a/b?x=1", &[("Cookie", "k=v"), ("X-Old", "old")]),
+            Weak::new(),
+        );
+        assert!(spare.is_none(), "the pool was empty");
+        assert_eq!(first.arg("x").as_deref(), Some("1"));
+        assert_eq!(first.postpath(), vec!["a", "b"]);
+        assert_eq!(first.consume_segment(), Some("a"));
+        assert_eq!(first.cookie("k").as_deref(), Some("v"));
+        first.set_response_code(404);
+        first.set_header("X-First", "1").unwrap();
+        let called = Rc::new(Cell::new(0));
+        let c = called.clone();
+        first.notify_finish(move |_| c.set(c.get() + 1));
+        first.write(b"body");
+        first.finish();
+        assert_eq!(called.get(), 1);
+        let at = Rc::as_ptr(&first.inner);
+        pool.recycle(first);
+
+        let (second, spare) = pool.make(parts("/c", &[("Host", "h")]), Weak::new());
+        assert_eq!(Rc::as_ptr(&second.inner), at, "the same allocation");
+        let old_head = spare.expect("the recycled request's head comes back");
+        assert_eq!(old_head.target, "/a/b?x=1");
+        assert_eq!(second.uri(), "/c");
+        assert_eq!(second.query(), None);
+        assert_eq!(second.arg("x"), None);
+        assert_eq!(second.postpath(), vec!["c"]);
+        assert_eq!(second.prepath(), Vec::<String>::new());
+        assert_eq!(second.cookie("k"), None);
+        assert_eq!(second.header("x-old"), None);
+        assert_eq!(second.header("host"), Some("h"));
+        assert_eq!(second.response_code(), 200);
+        assert_eq!(second.response_header("x-first"), None);
+        assert!(!second.started() && !second.is_finished() && !second.is_disconnected());
+        assert_eq!(second.bytes_written(), 0);
+        second.finish();
+        assert_eq!(called.get(), 1, "the first request's callback ran again");
+    }
+
+    #[test]
+    fn a_request_held_elsewhere_or_unfinished_is_not_recycled() {
+        let pool = RequestPool::default();
+        let (held, _) = pool.make(parts("/", &[]), Weak::new());
+        held.finish();
+        let keep = held.clone();
+        pool.recycle(held);
+        assert!(pool.spare.borrow().is_empty(), "recycled while held");
+        drop(keep);
+
+        let (open, _) = pool.make(parts("/", &[]), Weak::new());
+        pool.recycle(open);
+        assert!(
+            pool.spare.borrow().is_empty(),
+            "recycled before its answer was done"
+        );
+    }
+
+    #[test]
+    fn consuming_segments_moves_them_from_postpath_to_prepath() {
+        let mut head = Box::new(RequestHead::blank());
+        head.target = "/a/b%20c/".into();
+        head.path = "/a/b%20c/".into();
+        let parts = Parts {
+            head,
+            trailers: Headers::new(),
+            content: Vec::new(),
             client: Address::Memory("c".into()),
             local: Address::Memory("s".into()),
         };

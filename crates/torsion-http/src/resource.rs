@@ -24,13 +24,21 @@ use std::rc::Rc;
 ///
 /// ```
 /// use torsion_http::Render;
-/// let r: Render = "hello".into();
-/// assert!(matches!(r, Render::Body(b) if b == b"hello"));
+/// let r: Render = "hello".into(); // a literal: sent as it is, never copied
+/// assert!(matches!(r, Render::Static(b"hello")));
+/// let r: Render = format!("{} apples", 3).into();
+/// assert_eq!(r.body(), Some(&b"3 apples"[..]));
 /// ```
 pub enum Render {
     /// The whole body: the site sets `Content-Length`, writes it and
     /// finishes the request.
     Body(Vec<u8>),
+    /// The whole body, from bytes that live as long as the program (a
+    /// literal): answered as [`Body`](Render::Body) is, without a copy.
+    Static(&'static [u8]),
+    /// The whole body, from bytes the resource keeps (a [`Data`]'s):
+    /// answered as [`Body`](Render::Body) is, without a copy.
+    Shared(Rc<[u8]>),
     /// The resource answers later with [`Request::write`] and
     /// [`Request::finish`] (Twisted's `NOT_DONE_YET`); it may keep the
     /// request and register a producer.
@@ -46,6 +54,8 @@ impl fmt::Debug for Render {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Render::Body(b) => f.debug_tuple("Body").field(&b.len()).finish(),
+            Render::Static(b) => f.debug_tuple("Static").field(&b.len()).finish(),
+            Render::Shared(b) => f.debug_tuple("Shared").field(&b.len()).finish(),
             Render::NotDoneYet => f.write_str("NotDoneYet"),
             Render::NotAllowed => f.write_str("NotAllowed"),
             Render::Error(e) => f.debug_tuple("Error").field(&e.to_string()).finish(),
@@ -59,15 +69,33 @@ impl From<Vec<u8>> for Render {
     }
 }
 
-impl From<&[u8]> for Render {
-    fn from(b: &[u8]) -> Self {
-        Render::Body(b.to_vec())
+impl Render {
+    /// The whole body, for the three kinds that carry one.
+    pub fn body(&self) -> Option<&[u8]> {
+        match self {
+            Render::Body(b) => Some(b),
+            Render::Static(b) => Some(b),
+            Render::Shared(b) => Some(b),
+            _ => None,
+        }
     }
 }
 
-impl From<&str> for Render {
-    fn from(s: &str) -> Self {
-        Render::Body(s.as_bytes().to_vec())
+impl From<&'static [u8]> for Render {
+    fn from(b: &'static [u8]) -> Self {
+        Render::Static(b)
+    }
+}
+
+impl From<&'static str> for Render {
+    fn from(s: &'static str) -> Self {
+        Render::Static(s.as_bytes())
+    }
+}
+
+impl From<Rc<[u8]>> for Render {
+    fn from(b: Rc<[u8]>) -> Self {
+        Render::Shared(b)
     }
 }
 
@@ -366,7 +394,8 @@ impl Resource for ErrorPage {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Data {
-    body: Vec<u8>,
+    /// Shared with every response, never copied per request.
+    body: Rc<[u8]>,
     content_type: String,
 }
 
@@ -374,7 +403,7 @@ impl Data {
     /// Serves `body` as `content_type`.
     pub fn new(body: impl Into<Vec<u8>>, content_type: impl Into<String>) -> Self {
         Data {
-            body: body.into(),
+            body: body.into().into(),
             content_type: content_type.into(),
         }
     }
@@ -388,7 +417,7 @@ impl Resource for Data {
         {
             return Render::Error("invalid content type for Data".into());
         }
-        Render::Body(self.body.clone())
+        Render::Shared(self.body.clone())
     }
 }
 

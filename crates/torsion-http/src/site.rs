@@ -131,7 +131,7 @@ impl Site {
         let rendered = catch_unwind(AssertUnwindSafe(|| {
             let resource = self.resource_for(request);
             match resource.render(request) {
-                Render::Body(body) => Outcome::Body(body),
+                r @ (Render::Body(_) | Render::Static(_) | Render::Shared(_)) => Outcome::Body(r),
                 Render::NotDoneYet => Outcome::Later,
                 Render::NotAllowed => {
                     Outcome::NotAllowed(allow_header(&resource.allowed_methods(request)))
@@ -140,9 +140,9 @@ impl Site {
             }
         }));
         match rendered {
-            Ok(Outcome::Body(body)) => {
+            Ok(Outcome::Body(render)) => {
                 if !request.is_finished() {
-                    request.respond_with(&body);
+                    request.respond_with(render.body().unwrap_or_default());
                 }
             }
             Ok(Outcome::Later) => {}
@@ -181,7 +181,8 @@ impl Site {
 
 /// What rendering came to.
 enum Outcome {
-    Body(Vec<u8>),
+    /// One of the renders that carry the whole body.
+    Body(Render),
     Later,
     NotAllowed(String),
     Failed(String),

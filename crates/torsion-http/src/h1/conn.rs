@@ -277,7 +277,7 @@ impl ConnConfig {
     /// A request state as good as new: a spare one, or a new one.
     fn take_busy(&self) -> Box<Busy> {
         let spare = self.spare.borrow_mut().pop();
-        spare.unwrap_or_else(|| Box::new(Busy::new(&self.limits, Vec::new())))
+        spare.unwrap_or_else(|| Box::new(Busy::new(&self.limits, Vec::new(), Vec::new())))
     }
 
     /// Takes back the request state of a connection that went idle.
@@ -291,9 +291,18 @@ impl ConnConfig {
         if buf.capacity() > SPARE_BUFFER_MAX {
             buf = Vec::new();
         }
+        let mut response_head = std::mem::take(&mut busy.head);
+        if response_head.capacity() > SPARE_BUFFER_MAX {
+            response_head = Vec::new();
+        }
+        let head = busy.parser.take_spare();
         // Made anew rather than reset field by field: nothing of one
-        // request can reach the next.
-        *busy = Busy::new(&self.limits, buf);
+        // request can reach the next (a kept head's fields are all
+        // overwritten by the next decode; only its room is reused).
+        *busy = Busy::new(&self.limits, buf, response_head);
+        if let Some(head) = head {
+            busy.parser.give_spare(head);
+        }
         spare.push(busy);
     }
 }
@@ -325,11 +334,19 @@ struct Busy {
     /// rest of the body, then read the next request.
     discarding: bool,
     head_deadline: Option<Instant>,
+    /// The encoded response head, while [`head_pending`](Self::head_pending)
+    /// (its room is kept from one response to the next).
+    head: Vec<u8>,
+    /// A response head was begun and not yet written: it leaves with the
+    /// first body bytes or the end of the response, in one write.
+    head_pending: bool,
 }
 
 impl Busy {
-    /// A new request state, its decoder reading into `buf` (empty).
-    fn new(limits: &Rc<Limits>, buf: Vec<u8>) -> Busy {
+    /// A new request state, its decoder reading into `buf` (empty), its
+    /// response heads encoded into `head` (emptied).
+    fn new(limits: &Rc<Limits>, buf: Vec<u8>, mut head: Vec<u8>) -> Busy {
+        head.clear();
         Busy {
             parser: Parser::with_buffer(limits.clone(), buf),
             events: EventQueue::default(),
@@ -337,6 +354,8 @@ impl Busy {
             writing: Writing::Idle,
             discarding: false,
             head_deadline: None,
+            head,
+            head_pending: false,
         }
     }
 
@@ -408,6 +427,16 @@ impl ServerConnection {
     /// The request state, made if the connection was idle.
     fn busy_mut(&mut self) -> &mut Busy {
         self.busy.get_or_insert_with(|| self.config.take_busy())
+    }
+
+    /// Gives back the head of an [`Event::Request`] the caller is done
+    /// with, so the next request's head is decoded into its room rather
+    /// than into new allocations. Optional: a head not given back is
+    /// simply dropped.
+    pub fn recycle_head(&mut self, head: Box<RequestHead>) {
+        if let Some(busy) = self.busy.as_mut() {
+            busy.parser.give_spare(head);
+        }
     }
 
     /// The limits this connection enforces.
@@ -534,21 +563,23 @@ impl ServerConnection {
         head: ResponseHead,
         out: &mut dyn Output,
     ) -> Result<(), SendError> {
-        self.send_response_parts(
-            head.status,
-            head.custom_reason.as_deref(),
-            &head.headers,
-            out,
-        )
+        self.begin_response(head.status, head.custom_reason.as_deref(), &head.headers)?;
+        self.flush_head(out);
+        Ok(())
     }
 
-    /// [`send_response`](Self::send_response) from a borrowed head.
-    pub(crate) fn send_response_parts(
+    /// [`send_response`](Self::send_response) from a borrowed head, which
+    /// is encoded but not written yet: it leaves together with the first
+    /// body bytes ([`send_data`](Self::send_data)), with the end of the
+    /// response ([`finish`](Self::finish)), by
+    /// [`flush_head`](Self::flush_head), or is handed to the caller to
+    /// write before bytes it sends itself
+    /// ([`take_head`](Self::take_head)).
+    pub(crate) fn begin_response(
         &mut self,
         status: u16,
         custom_reason: Option<&str>,
         headers: &Headers,
-        out: &mut dyn Output,
     ) -> Result<(), SendError> {
         if self.closed {
             return Err(SendError::Closed);
@@ -595,6 +626,7 @@ impl ServerConnection {
             _ => b"",
         };
         let date = self.date && !fields.date;
+        let head_buf = std::mem::take(&mut self.busy_mut().head);
         let server = self
             .config
             .server
@@ -616,7 +648,9 @@ impl ServerConnection {
             }
             + connection.len()
             + 2;
-        let mut buf = Vec::with_capacity(size);
+        let mut buf = head_buf;
+        buf.clear();
+        buf.reserve(size);
         buf.extend_from_slice(b"HTTP/1.1 ");
         push_status(&mut buf, status);
         buf.push(b' ');
@@ -639,8 +673,10 @@ impl ServerConnection {
         buf.extend_from_slice(connection);
         buf.extend_from_slice(b"\r\n");
         debug_assert!(buf.len() <= size);
-        out.write_owned(buf);
-        self.busy_mut().writing = Writing::Body {
+        let busy = self.busy_mut();
+        busy.head = buf;
+        busy.head_pending = true;
+        busy.writing = Writing::Body {
             framing,
             written: 0,
             suppress: cur.head_only || no_body,
@@ -649,26 +685,52 @@ impl ServerConnection {
         Ok(())
     }
 
+    /// Writes a begun response head that has not gone yet, alone.
+    pub(crate) fn flush_head(&mut self, out: &mut dyn Output) {
+        if let Some(busy) = self.busy.as_mut().filter(|b| b.head_pending) {
+            busy.head_pending = false;
+            out.write_all(&[&busy.head]);
+        }
+    }
+
+    /// Hands a begun response head that has not gone yet to `send`,
+    /// which must write it (before anything of its own); `None` if there
+    /// is none.
+    pub(crate) fn take_head<R>(&mut self, send: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let busy = self.busy.as_mut().filter(|b| b.head_pending)?;
+        busy.head_pending = false;
+        Some(send(&busy.head))
+    }
+
     /// Sends a piece of the response body, framed as the head said.
     pub fn send_data(&mut self, data: &[u8], out: &mut dyn Output) -> Result<(), SendError> {
         if self.closed {
             return Err(SendError::Closed);
         }
-        let Some(Writing::Body {
+        let Some(busy) = self.busy.as_mut() else {
+            return Err(SendError::NotStarted);
+        };
+        let Writing::Body {
             framing,
             written,
             suppress,
             ..
-        }) = self.busy.as_mut().map(|b| &mut b.writing)
+        } = &mut busy.writing
         else {
             return Err(SendError::NotStarted);
         };
+        // A head not written yet leaves in the same write as the body.
+        let pending = std::mem::replace(&mut busy.head_pending, false);
+        let head: &[u8] = if pending { &busy.head } else { &[] };
+        let mut out = WithHead { head, out };
         if data.is_empty() {
+            out.write_head();
             return Ok(());
         }
         let len = data.len() as u64;
         if *suppress {
             *written = written.saturating_add(len);
+            out.write_head();
             return Ok(());
         }
         match *framing {
@@ -678,6 +740,8 @@ impl ServerConnection {
                     let fits = room as usize;
                     if fits > 0 {
                         out.write_all(&[&data[..fits]]);
+                    } else {
+                        out.write_head();
                     }
                     *written = declared;
                     return Err(SendError::BodyTooLong { declared });
@@ -690,7 +754,7 @@ impl ServerConnection {
                 out.write_all(&[&size[..n], data, b"\r\n"]);
             }
             Framing::Close => out.write_all(&[data]),
-            Framing::None => {}
+            Framing::None => out.write_head(),
         }
         *written += len;
         Ok(())
@@ -807,8 +871,14 @@ impl ServerConnection {
         };
         let mut keep = keep_alive;
         let mut result = Ok(());
+        let pending = std::mem::replace(&mut busy.head_pending, false);
+        let head: &[u8] = if pending { &busy.head } else { &[] };
+        let mut with_head = WithHead {
+            head,
+            out: &mut *out,
+        };
         match framing {
-            Framing::Chunked if !suppress => out.write_all(&[b"0\r\n\r\n"]),
+            Framing::Chunked if !suppress => with_head.write_all(&[b"0\r\n\r\n"]),
             Framing::Length(declared) if !suppress && written < declared => {
                 keep = false;
                 result = Err(SendError::BodyTooShort { declared, written });
@@ -816,6 +886,7 @@ impl ServerConnection {
             Framing::Close => keep = false,
             _ => {}
         }
+        with_head.write_head();
         busy.writing = Writing::Idle;
         busy.events.clear();
         let cur = busy.current.take();
@@ -947,6 +1018,38 @@ impl ServerConnection {
         busy.events.push_back(Event::Error(e));
         busy.writing = Writing::Idle;
         self.close_now();
+    }
+}
+
+/// An [`Output`] that puts a response head not written yet (empty if
+/// none) in front of the first write, so both leave in one gathering
+/// write: one system call, and one packet for a small response.
+struct WithHead<'a> {
+    head: &'a [u8],
+    out: &'a mut dyn Output,
+}
+
+impl WithHead<'_> {
+    /// Writes the head alone, if nothing took it with it.
+    fn write_head(&mut self) {
+        if !self.head.is_empty() {
+            self.out.write_all(&[std::mem::take(&mut self.head)]);
+        }
+    }
+
+    fn write_all(&mut self, bufs: &[&[u8]]) {
+        let head = std::mem::take(&mut self.head);
+        match (head.is_empty(), bufs) {
+            (true, _) => self.out.write_all(bufs),
+            // The shapes the connection writes: a piece of body, or a
+            // chunk's size line, data and CRLF.
+            (false, [a]) => self.out.write_all(&[head, a]),
+            (false, [a, b, c]) => self.out.write_all(&[head, a, b, c]),
+            (false, _) => {
+                self.out.write_all(&[head]);
+                self.out.write_all(bufs);
+            }
+        }
     }
 }
 

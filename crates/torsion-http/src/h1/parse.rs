@@ -86,6 +86,49 @@ pub struct RequestHead {
     pub expect_continue: bool,
 }
 
+impl RequestHead {
+    /// A head to decode into: every field is overwritten by a decode.
+    pub(crate) fn blank() -> RequestHead {
+        RequestHead {
+            method: Method::Get,
+            target: String::new(),
+            path: String::new(),
+            query: None,
+            version: Version::Http11,
+            headers: Headers::new(),
+            host: None,
+            body: BodyLength::Empty,
+            keep_alive: true,
+            expect_continue: false,
+        }
+    }
+
+    /// Whether this head's room is small enough to keep for the next
+    /// request: a head that held a huge field gives its room back.
+    pub(crate) fn worth_keeping(&self) -> bool {
+        self.headers.capacity_bytes() + self.target.capacity() + self.path.capacity()
+            <= SPARE_HEAD_MAX
+    }
+}
+
+/// The most room a decoded head may hold and still be reused.
+const SPARE_HEAD_MAX: usize = 16 * 1024;
+
+/// `dst` becomes `src`, in the room `dst` already has.
+fn copy_into(dst: &mut String, src: &str) {
+    dst.clear();
+    dst.push_str(src);
+}
+
+/// `dst` becomes `src`, reusing the room of a `Some` already there.
+fn copy_into_option(dst: &mut Option<String>, src: Option<&str>) {
+    match (dst.as_mut(), src) {
+        (Some(d), Some(s)) => copy_into(d, s),
+        (None, Some(s)) => *dst = Some(s.to_string()),
+        (_, None) => *dst = None,
+    }
+}
+
 /// Why a request could not be read. Each maps to the status the server
 /// answers with ([`status`](Self::status)); the connection then closes.
 ///
@@ -222,6 +265,9 @@ pub(crate) struct Parser {
     line_end: Option<usize>,
     state: State,
     body_read: u64,
+    /// A decoded head given back ([`give_spare`](Self::give_spare)): the
+    /// next head is decoded into its room.
+    spare: Option<Box<RequestHead>>,
 }
 
 impl Parser {
@@ -242,7 +288,21 @@ impl Parser {
             line_end: None,
             state: State::Head,
             body_read: 0,
+            spare: None,
         }
+    }
+
+    /// Keeps `head`'s room for the next head decoded (if it is not too
+    /// big, and none is kept already).
+    pub(crate) fn give_spare(&mut self, head: Box<RequestHead>) {
+        if self.spare.is_none() && head.worth_keeping() {
+            self.spare = Some(head);
+        }
+    }
+
+    /// Takes the head kept for reuse, if any.
+    pub(crate) fn take_spare(&mut self) -> Option<Box<RequestHead>> {
+        self.spare.take()
     }
 
     /// Appends input. Call [`step`](Self::step) until it returns `None`.
@@ -407,15 +467,18 @@ impl Parser {
         self.pos = end;
         self.scanned = end;
         self.line_end = None;
-        let parsed = parse_head(&self.buf[start..end], &self.limits);
-        match parsed {
-            Ok(head) => {
+        let mut head = self
+            .spare
+            .take()
+            .unwrap_or_else(|| Box::new(RequestHead::blank()));
+        match parse_head(&self.buf[start..end], &self.limits, &mut head) {
+            Ok(()) => {
                 self.state = match head.body {
                     BodyLength::Empty => State::Length { remaining: 0 },
                     BodyLength::Length(n) => State::Length { remaining: n },
                     BodyLength::Chunked => State::ChunkSize,
                 };
-                Some(Step::Head(Box::new(head)))
+                Some(Step::Head(head))
             }
             Err(e) => self.error(e),
         }
@@ -591,7 +654,9 @@ const fn is_host_byte(b: u8) -> bool {
 /// allocates them (`Limits::max_headers` is 100 by default).
 const STACK_HEADERS: usize = 128;
 
-fn parse_head(raw: &[u8], limits: &Limits) -> Result<RequestHead, ParseError> {
+/// Decodes the head `raw` into `into`, overwriting every field of it (in
+/// the room its strings and list already have).
+fn parse_head(raw: &[u8], limits: &Limits, into: &mut RequestHead) -> Result<(), ParseError> {
     // The field slots live on the stack, uninitialised, for the usual
     // limits: no allocation and no zeroing per request.
     let mut stack = [std::mem::MaybeUninit::<httparse::Header<'_>>::uninit(); STACK_HEADERS];
@@ -624,7 +689,8 @@ fn parse_head(raw: &[u8], limits: &Limits) -> Result<RequestHead, ParseError> {
     // The fields are copied once, and the ones that frame the request
     // are noted on the way: most requests have none but `Host`, and
     // need no further look through the list.
-    let mut headers = Headers::with_capacity(req.headers.len());
+    let headers = &mut into.headers;
+    headers.clear();
     let mut seen = Seen::default();
     for h in req.headers.iter() {
         seen.note(h.name.as_bytes(), h.value);
@@ -645,14 +711,14 @@ fn parse_head(raw: &[u8], limits: &Limits) -> Result<RequestHead, ParseError> {
                 return Err(ParseError::InvalidHost);
             }
             // ASCII only, as just checked.
-            Some(std::str::from_utf8(v).unwrap_or_default().to_owned())
+            Some(std::str::from_utf8(v).unwrap_or_default())
         }
         _ => return Err(ParseError::MultipleHost),
     };
     let host = target_host.or(host);
 
     let body = if seen.framing {
-        body_length(&headers, version, limits)?
+        body_length(headers, version, limits)?
     } else {
         BodyLength::Empty
     };
@@ -671,18 +737,16 @@ fn parse_head(raw: &[u8], limits: &Limits) -> Result<RequestHead, ParseError> {
                 && !headers.has_token("connection", "close")
         }
     };
-    Ok(RequestHead {
-        method,
-        target: target.to_string(),
-        path,
-        query,
-        version,
-        headers,
-        host,
-        body,
-        keep_alive,
-        expect_continue,
-    })
+    into.method = method;
+    copy_into(&mut into.target, target);
+    copy_into(&mut into.path, path);
+    copy_into_option(&mut into.query, query);
+    into.version = version;
+    copy_into_option(&mut into.host, host);
+    into.body = body;
+    into.keep_alive = keep_alive;
+    into.expect_continue = expect_continue;
+    Ok(())
 }
 
 /// What one pass over a request's fields found of those the decoder
@@ -737,13 +801,13 @@ fn version_error(raw: &[u8]) -> ParseError {
     }
 }
 
-/// Splits a request target into (path, query, authority).
-type Target = (String, Option<String>, Option<String>);
+/// A request target split into (path, query, authority), borrowed from it.
+type Target<'a> = (&'a str, Option<&'a str>, Option<&'a str>);
 
-fn split_target(method: &Method, target: &str) -> Result<Target, ParseError> {
+fn split_target<'a>(method: &Method, target: &'a str) -> Result<Target<'a>, ParseError> {
     if target == "*" {
         return if *method == Method::Options {
-            Ok(("*".to_string(), None, None))
+            Ok(("*", None, None))
         } else {
             Err(ParseError::InvalidTarget)
         };
@@ -754,10 +818,14 @@ fn split_target(method: &Method, target: &str) -> Result<Target, ParseError> {
     let (authority, rest) = if target.starts_with('/') {
         (None, target)
     } else {
-        let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
-        let after = if lower.starts_with("http://") {
+        let scheme = |prefix: &str| {
+            target
+                .get(..prefix.len())
+                .is_some_and(|t| t.eq_ignore_ascii_case(prefix))
+        };
+        let after = if scheme("http://") {
             &target[7..]
-        } else if lower.starts_with("https://") {
+        } else if scheme("https://") {
             &target[8..]
         } else {
             return Err(ParseError::InvalidTarget);
@@ -767,14 +835,14 @@ fn split_target(method: &Method, target: &str) -> Result<Target, ParseError> {
         if authority.is_empty() || authority.contains('@') || !authority.bytes().all(is_host_char) {
             return Err(ParseError::InvalidTarget);
         }
-        (Some(authority.to_string()), &after[end..])
+        (Some(authority), &after[end..])
     };
     let (path, query) = match rest.split_once('?') {
-        Some((p, q)) => (p, Some(q.to_string())),
+        Some((p, q)) => (p, Some(q)),
         None => (rest, None),
     };
     let path = if path.is_empty() { "/" } else { path };
-    Ok((path.to_string(), query, authority))
+    Ok((path, query, authority))
 }
 
 fn body_length(
@@ -955,17 +1023,46 @@ mod tests {
         );
     }
 
+    fn first_head(steps: Vec<Step>) -> Box<RequestHead> {
+        match steps.into_iter().next() {
+            Some(Step::Head(h)) => h,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_head_decoded_into_a_used_one_is_the_same_as_a_fresh_one() {
+        let big = b"POST http://Example.org/a?q=1 HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\
+                    Transfer-Encoding: chunked\r\nX-A: 1\r\nX-B: 2\r\n\r\n0\r\n\r\n";
+        let small = b"GET /z HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+        for (first, second) in [(&big[..], &small[..]), (&small[..], &big[..])] {
+            let mut p = Parser::new(Rc::new(Limits::default()));
+            p.push(first);
+            let used = first_head(std::iter::from_fn(|| p.step()).collect());
+            while p.step().is_some() {}
+            p.next_request();
+            p.give_spare(used);
+            p.push(second);
+            let reused = first_head(std::iter::from_fn(|| p.step()).collect());
+            assert_eq!(reused, first_head(parse_all(second)));
+        }
+    }
+
     #[test]
     fn targets() {
-        let t = |m: Method, s: &str| split_target(&m, s);
+        fn t(m: Method, s: &str) -> Result<Target<'_>, ParseError> {
+            split_target(&m, s)
+        }
         assert_eq!(
             t(Method::Get, "http://Example.org:80").unwrap(),
-            ("/".into(), None, Some("Example.org:80".into()))
+            ("/", None, Some("Example.org:80"))
         );
         assert_eq!(
             t(Method::Get, "HTTPS://h/x?y").unwrap(),
-            ("/x".into(), Some("y".into()), Some("h".into()))
+            ("/x", Some("y"), Some("h"))
         );
+        assert_eq!(t(Method::Get, "/p?").unwrap(), ("/p", Some(""), None));
+        assert_eq!(t(Method::Get, "h").ok(), None);
         assert!(t(Method::Get, "*").is_err());
         assert!(t(Method::Options, "*").is_ok());
         assert!(t(Method::Get, "ftp://h/").is_err());
