@@ -64,12 +64,21 @@ struct FactoryShared {
     spare: RefCell<Vec<Box<Exchange>>>,
     /// Answered requests, for the next ones.
     requests: RequestPool,
+    /// The reactor's time when the factory was made: connections keep
+    /// instants as nanoseconds after it.
+    epoch: Instant,
 }
 
 /// How many spare [`Exchange`]s a factory keeps.
 const SPARE_MAX: usize = 64;
 
 impl FactoryShared {
+    /// `at` as nanoseconds after the epoch (0 for an instant before it;
+    /// saturating after 584 years).
+    fn since_epoch(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
     fn take_exchange(&self) -> Box<Exchange> {
         let spare = self.spare.borrow_mut().pop();
         spare.unwrap_or_default()
@@ -97,6 +106,7 @@ impl fmt::Debug for HttpFactory {
 
 impl HttpFactory {
     pub(crate) fn new(site: Site, reactor: Reactor) -> Self {
+        let epoch = reactor.now();
         let registry = Rc::new(Registry::default());
         let weak = Rc::downgrade(&registry);
         let r = reactor.clone();
@@ -117,6 +127,7 @@ impl HttpFactory {
                 config,
                 spare: RefCell::new(Vec::new()),
                 requests: RequestPool::default(),
+                epoch,
             }),
             registry,
         }
@@ -133,9 +144,10 @@ impl HttpFactory {
         let conn = ServerConnection::with_config(self.shared.config.clone(), now);
         let shared = Rc::new(ChannelShared {
             factory: self.shared.clone(),
-            transport: RefCell::new(None),
+            transport: Cell::new(None),
             conn: RefCell::new(conn),
             timer: Cell::new(None),
+            timer_due: Cell::new(0),
             exchange: Cell::new(None),
             addresses: Cell::new(Addresses::Unknown),
             dispatching: Cell::new(false),
@@ -260,7 +272,7 @@ struct Channel {
 
 impl Protocol for Channel {
     fn connection_made(&mut self, transport: Transport) {
-        *self.shared.transport.borrow_mut() = Some(transport);
+        self.shared.transport.set(Some(transport));
         self.shared.after_io();
     }
 
@@ -288,11 +300,15 @@ impl Protocol for Channel {
 pub(crate) struct ChannelShared {
     factory: Rc<FactoryShared>,
     /// `None` once the connection is lost.
-    transport: RefCell<Option<Transport>>,
+    transport: Cell<Option<Transport>>,
     conn: RefCell<ServerConnection>,
     /// The armed timer: due at or before the connection's deadline (or
-    /// within [`TIMER_SLACK`] after it).
+    /// within [`TIMER_SLACK_NS`] after it).
     timer: Cell<Option<DelayedCall>>,
+    /// When the armed timer is due, in nanoseconds after the factory's
+    /// [`epoch`](FactoryShared::epoch) (kept here: asking the timer costs
+    /// a look into the reactor's queue).
+    timer_due: Cell<u64>,
     /// The request under way, if any.
     exchange: Cell<Option<Box<Exchange>>>,
     /// The peer's and this end's addresses, once a request asked.
@@ -307,7 +323,8 @@ pub(crate) struct ChannelShared {
 /// How much later than the connection's deadline an armed timer may be
 /// due and still be left as it is. The reactor takes a delay, not an
 /// instant, so a timer armed for a deadline is due a little after it.
-const TIMER_SLACK: Duration = Duration::from_millis(1);
+/// In nanoseconds: 1 ms.
+const TIMER_SLACK_NS: u64 = 1_000_000;
 
 /// What a connection holds only while a request is read or answered.
 #[derive(Default)]
@@ -344,7 +361,10 @@ impl ChannelShared {
     }
 
     fn transport(&self) -> Option<Transport> {
-        self.transport.borrow().clone()
+        let t = self.transport.take();
+        let copy = t.clone();
+        self.transport.set(t);
+        copy
     }
 
     /// Runs `f` on the request state, made if there is none. `f` must
@@ -513,13 +533,15 @@ impl ChannelShared {
             // again for the deadline then. A busy keep-alive connection,
             // whose idle deadline moves later with every request, so
             // never touches the timer queue.
-            let due = call.time();
-            if due.is_some_and(|at| at <= deadline || at - deadline <= TIMER_SLACK) {
+            let due = self.timer_due.get();
+            let at = self.factory.since_epoch(deadline);
+            if due <= at || due - at <= TIMER_SLACK_NS {
                 self.timer.set(Some(call));
                 return;
             }
             let delay = deadline.saturating_duration_since(self.reactor().now());
             if call.reset(delay) {
+                self.timer_due.set(at);
                 self.timer.set(Some(call));
                 return;
             }
@@ -531,6 +553,7 @@ impl ChannelShared {
                 c.on_timeout();
             }
         });
+        self.timer_due.set(self.factory.since_epoch(deadline));
         self.timer.set(Some(call));
     }
 
@@ -562,10 +585,12 @@ impl ChannelShared {
     /// response go; a head the connection refuses (a bad status or
     /// length) is logged and the connection aborted.
     fn begin_response(&self, request: &Request) -> bool {
-        let begun = request.with_head(|status, reason, headers| {
+        let read_at = self.if_exchange(|ex| ex.read_at).flatten();
+        let now = read_at.unwrap_or_else(|| self.reactor().now());
+        let begun = request.with_head(|status, reason, headers, body_len| {
             self.conn
                 .borrow_mut()
-                .begin_response(status, reason, headers)
+                .begin_response(status, reason, headers, body_len, now)
         });
         match begun {
             Ok(()) => true,
@@ -727,7 +752,7 @@ impl ChannelShared {
 
     fn connection_lost(self: &Rc<Self>, reason: ConnectionLost) {
         self.set_timer(None);
-        self.transport.borrow_mut().take();
+        self.transport.take();
         let current = self.exchange.take().and_then(|ex| ex.current);
         if let Some(request) = current {
             tracing::debug!(uri = %request.uri(), %reason, "client went away before the response finished");

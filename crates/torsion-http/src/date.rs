@@ -7,27 +7,48 @@
 //! once a second.
 
 use std::cell::RefCell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-thread_local! {
-    static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+/// The `Date` value of the current second, and the monotonic instants
+/// between which it holds.
+struct Cached {
+    from: Instant,
+    until: Instant,
+    date: [u8; 29],
 }
 
-/// Appends the current time as an HTTP date
+thread_local! {
+    static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
+}
+
+/// Appends the time at `now` as an HTTP date
 /// (`Sun, 06 Nov 1994 08:49:37 GMT`) to `buf`, from the value cached for
-/// the second.
-pub(crate) fn push_http_date(buf: &mut Vec<u8>) {
-    let now = SystemTime::now();
-    let secs = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+/// the second: the wall clock is read only when `now` leaves the second
+/// the cache was made in (or an instant from another clock, a test's,
+/// falls outside it).
+pub(crate) fn push_http_date(buf: &mut Vec<u8>, now: Instant) {
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        if c.0 != secs {
-            *c = (secs, httpdate::fmt_http_date(now));
+        let fresh = c.as_ref().is_some_and(|c| c.from <= now && now < c.until);
+        if !fresh {
+            let wall = SystemTime::now();
+            let since = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
+            let left =
+                Duration::from_secs(1) - Duration::from_nanos(u64::from(since.subsec_nanos()));
+            let mut date = [b' '; 29];
+            let text = httpdate::fmt_http_date(wall);
+            if text.len() == date.len() {
+                date.copy_from_slice(text.as_bytes());
+            }
+            *c = Some(Cached {
+                from: now,
+                until: now + left,
+                date,
+            });
         }
-        buf.extend_from_slice(c.1.as_bytes());
+        if let Some(c) = c.as_ref() {
+            buf.extend_from_slice(&c.date);
+        }
     })
 }
 
@@ -35,7 +56,7 @@ pub(crate) fn push_http_date(buf: &mut Vec<u8>) {
 #[cfg(test)]
 pub(crate) fn http_date_now() -> String {
     let mut buf = Vec::new();
-    push_http_date(&mut buf);
+    push_http_date(&mut buf, Instant::now());
     String::from_utf8(buf).expect("an HTTP date is ASCII")
 }
 

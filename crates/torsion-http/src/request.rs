@@ -71,6 +71,9 @@ struct Response {
     code: u16,
     reason: Option<String>,
     headers: Headers,
+    /// The whole body's length, when the request knows it before the head
+    /// goes (a rendered body): the connection frames the response with it.
+    body_len: Option<u64>,
     started: bool,
     finished: bool,
     lost: Option<ConnectionLost>,
@@ -156,6 +159,7 @@ impl RequestPool {
             } else {
                 r.headers.clear();
             }
+            r.body_len = None;
             r.started = false;
             r.finished = false;
             r.lost = None;
@@ -173,19 +177,6 @@ impl RequestPool {
         i.content = Vec::new();
         i.channel = Weak::new();
         spare.push(inner);
-    }
-}
-
-/// `n` in decimal, written at the end of `buf`.
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
     }
 }
 
@@ -224,9 +215,12 @@ impl Response {
 impl Request {
     /// Calls `f` with the response's status, custom reason and header
     /// fields, to send them as its head.
-    pub(crate) fn with_head<R>(&self, f: impl FnOnce(u16, Option<&str>, &Headers) -> R) -> R {
+    pub(crate) fn with_head<R>(
+        &self,
+        f: impl FnOnce(u16, Option<&str>, &Headers, Option<u64>) -> R,
+    ) -> R {
         let r = self.inner.response.borrow();
-        f(r.code, r.reason.as_deref(), &r.headers)
+        f(r.code, r.reason.as_deref(), &r.headers, r.body_len)
     }
 
     pub(crate) fn new(parts: Parts, channel: Weak<ChannelShared>) -> Request {
@@ -250,6 +244,7 @@ impl Request {
                     // type, length, validators, ranges) without growing
                     // the list field by field.
                     headers: Headers::with_capacity(8),
+                    body_len: None,
                     started: false,
                     finished: false,
                     lost: None,
@@ -649,7 +644,7 @@ impl Request {
             }
             r.finished = true;
             if !r.started && !matches!(r.code, 204 | 304) && !r.headers.contains("content-length") {
-                let _ = r.headers.set("Content-Length", "0");
+                r.body_len = Some(0);
             }
             r.start()
         };
@@ -671,10 +666,7 @@ impl Request {
         {
             let mut r = self.inner.response.borrow_mut();
             if !r.started && !matches!(r.code, 204 | 304) {
-                let mut digits = [0u8; 20];
-                let _ = r
-                    .headers
-                    .set("Content-Length", decimal(body.len() as u64, &mut digits));
+                r.body_len = Some(body.len() as u64);
             }
         }
         self.write(body);
@@ -810,10 +802,6 @@ mod tests {
     #[test]
     fn segments() {
         assert_eq!(split_segments("/"), vec![""]);
-        let mut buf = [0u8; 20];
-        assert_eq!(decimal(0, &mut buf), b"0");
-        assert_eq!(decimal(13, &mut buf), b"13");
-        assert_eq!(decimal(u64::MAX, &mut buf), u64::MAX.to_string().as_bytes());
         assert_eq!(split_segments("/a/b/"), vec!["a", "b", ""]);
         assert_eq!(split_segments("/a%2Fb/%2e%2e"), vec!["a/b", ".."]);
         assert_eq!(split_segments("*"), Vec::<String>::new());

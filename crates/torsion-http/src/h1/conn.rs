@@ -563,7 +563,13 @@ impl ServerConnection {
         head: ResponseHead,
         out: &mut dyn Output,
     ) -> Result<(), SendError> {
-        self.begin_response(head.status, head.custom_reason.as_deref(), &head.headers)?;
+        self.begin_response(
+            head.status,
+            head.custom_reason.as_deref(),
+            &head.headers,
+            None,
+            Instant::now(),
+        )?;
         self.flush_head(out);
         Ok(())
     }
@@ -575,11 +581,18 @@ impl ServerConnection {
     /// [`flush_head`](Self::flush_head), or is handed to the caller to
     /// write before bytes it sends itself
     /// ([`take_head`](Self::take_head)).
+    ///
+    /// `body_len`, when the caller knows the whole body's length, frames
+    /// the response with it: a `Content-Length` of the caller's own is
+    /// replaced. `now` dates the response (`Date` is formatted once a
+    /// second).
     pub(crate) fn begin_response(
         &mut self,
         status: u16,
         custom_reason: Option<&str>,
         headers: &Headers,
+        body_len: Option<u64>,
+        now: Instant,
     ) -> Result<(), SendError> {
         if self.closed {
             return Err(SendError::Closed);
@@ -595,18 +608,26 @@ impl ServerConnection {
         if !(200..=999).contains(&status) {
             return Err(SendError::InvalidStatus(status));
         }
-        let reason = custom_reason.unwrap_or_else(|| reason_phrase(status));
-        if !is_field_value(reason.as_bytes()) {
-            return Err(SendError::InvalidReason);
-        }
+        let reason = match custom_reason {
+            // The standard phrases are known to be valid.
+            None => reason_phrase(status),
+            Some(r) if is_field_value(r.as_bytes()) => r,
+            Some(_) => return Err(SendError::InvalidReason),
+        };
         // `Transfer-Encoding` and `Connection` are the connection's own,
         // and a 204 has no `Content-Length`: such fields of the head are
-        // not sent.
+        // not sent; nor is the caller's `Content-Length` when it gave the
+        // body's length itself.
         let no_body = status == 204 || status == 304;
-        let fields = HeadFields::classify(headers, status == 204);
-        let length = match (fields.lengths, fields.length) {
-            (0, _) => None,
-            (1, Some(v)) => Some(parse_decimal(v).ok_or(SendError::InvalidContentLength)?),
+        let own_length = body_len.filter(|_| !no_body);
+        let drop_length = status == 204 || own_length.is_some();
+        let fields = HeadFields::classify(headers, drop_length);
+        let mut digits = [0u8; 20];
+        let own_length = own_length.map(|n| decimal(n, &mut digits));
+        let length = match (own_length, fields.lengths, fields.length) {
+            (Some(_), _, _) => body_len,
+            (None, 0, _) => None,
+            (None, 1, Some(v)) => Some(parse_decimal(v).ok_or(SendError::InvalidContentLength)?),
             _ => return Err(SendError::InvalidContentLength),
         };
         let framing = if no_body {
@@ -641,6 +662,7 @@ impl ServerConnection {
             + if date { DATE_FIELD_LEN } else { 0 }
             + server.map_or(0, |s| "Server: \r\n".len() + s.len())
             + fields.kept_bytes
+            + own_length.map_or(0, |d| "Content-Length: \r\n".len() + d.len())
             + if framing == Framing::Chunked {
                 CHUNKED.len()
             } else {
@@ -657,15 +679,18 @@ impl ServerConnection {
         buf.extend_from_slice(reason.as_bytes());
         buf.extend_from_slice(b"\r\n");
         if date {
-            push_date(&mut buf);
+            push_date(&mut buf, now);
         }
         if let Some(server) = server {
             push_field(&mut buf, "Server", server);
         }
         for (name, value) in headers.iter_bytes() {
-            if !dropped(name, status == 204) {
+            if !dropped(name, drop_length) {
                 push_field(&mut buf, name, value);
             }
+        }
+        if let Some(digits) = own_length {
+            push_field(&mut buf, "Content-Length", digits);
         }
         if framing == Framing::Chunked {
             buf.extend_from_slice(CHUNKED);
@@ -998,7 +1023,7 @@ impl ServerConnection {
             let mut buf = Vec::with_capacity(160);
             buf.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
             if self.date {
-                push_date(&mut buf);
+                push_date(&mut buf, Instant::now());
             }
             if let Some(server) = &self.config.server {
                 push_field(&mut buf, "Server", server.as_bytes());
@@ -1068,12 +1093,12 @@ const DATE_FIELD_LEN: usize = "Date: \r\n".len() + 29;
 
 /// Whether a field of a response head is the connection's own business
 /// and is not sent: `Transfer-Encoding`, `Connection`, and
-/// `Content-Length` on a 204.
-fn dropped(name: &[u8], no_content: bool) -> bool {
+/// `Content-Length` on a 204 or when the connection writes its own.
+fn dropped(name: &[u8], drop_length: bool) -> bool {
     match name.len() {
         17 => name.eq_ignore_ascii_case(b"transfer-encoding"),
         10 => name.eq_ignore_ascii_case(b"connection"),
-        14 => no_content && name.eq_ignore_ascii_case(b"content-length"),
+        14 => drop_length && name.eq_ignore_ascii_case(b"content-length"),
         _ => false,
     }
 }
@@ -1097,10 +1122,10 @@ struct HeadFields<'a> {
 }
 
 impl<'a> HeadFields<'a> {
-    fn classify(headers: &'a Headers, no_content: bool) -> HeadFields<'a> {
+    fn classify(headers: &'a Headers, drop_length: bool) -> HeadFields<'a> {
         let mut f = HeadFields::default();
         for (name, value) in headers.iter_bytes() {
-            if dropped(name, no_content) {
+            if dropped(name, drop_length) {
                 if name.len() == 10 && !f.close {
                     f.close = list_has_token(value, b"close");
                 }
@@ -1121,9 +1146,9 @@ impl<'a> HeadFields<'a> {
     }
 }
 
-fn push_date(buf: &mut Vec<u8>) {
+fn push_date(buf: &mut Vec<u8>, now: Instant) {
     buf.extend_from_slice(b"Date: ");
-    push_http_date(buf);
+    push_http_date(buf, now);
     buf.extend_from_slice(b"\r\n");
 }
 
@@ -1141,6 +1166,19 @@ fn push_status(buf: &mut Vec<u8>, status: u16) {
         b'0' + (status / 10 % 10) as u8,
         b'0' + (status % 10) as u8,
     ]);
+}
+
+/// `n` in decimal, written at the end of `buf`.
+pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
 }
 
 /// Parses 1*DIGIT, refusing signs, spaces and overflow.
@@ -1344,6 +1382,10 @@ mod tests {
 
     #[test]
     fn decimals() {
+        let mut buf = [0u8; 20];
+        assert_eq!(decimal(0, &mut buf), b"0");
+        assert_eq!(decimal(13, &mut buf), b"13");
+        assert_eq!(decimal(u64::MAX, &mut buf), u64::MAX.to_string().as_bytes());
         assert_eq!(parse_decimal(b"0"), Some(0));
         assert_eq!(parse_decimal(b"007"), Some(7));
         assert_eq!(parse_decimal(b"+7"), None);
