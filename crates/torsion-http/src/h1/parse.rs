@@ -433,6 +433,13 @@ impl Parser {
                 _ => break,
             }
         }
+        if self.line_end.is_none() && self.scanned <= self.pos {
+            // The first look at this head: most arrive whole, and one
+            // pass of httparse then finds where it ends and reads it.
+            if let Some(step) = self.whole_head() {
+                return Some(step);
+            }
+        }
         self.scanned = self.scanned.max(self.pos);
         if self.line_end.is_none() {
             let from = self.scanned;
@@ -482,6 +489,40 @@ impl Parser {
             }
             Err(e) => self.error(e),
         }
+    }
+
+    /// Decodes a head that is already whole in the buffer, in one pass;
+    /// `None` if it is not whole yet, or is malformed (the scan that
+    /// follows then finds its end, or the error, as it would for a head
+    /// that came in pieces).
+    fn whole_head(&mut self) -> Option<Step> {
+        let raw = &self.buf[self.pos..];
+        let mut head = self
+            .spare
+            .take()
+            .unwrap_or_else(|| Box::new(RequestHead::blank()));
+        let n = match decode_head(raw, &self.limits, &mut head) {
+            Ok(Some(n)) => n,
+            _ => {
+                self.spare = Some(head);
+                return None;
+            }
+        };
+        let line = memchr::memchr(b'\n', &raw[..n]).unwrap_or(n);
+        if line > self.limits.max_request_line {
+            return self.error(ParseError::RequestLineTooLong);
+        }
+        if n > self.limits.max_head {
+            return self.error(ParseError::HeaderSectionTooLarge);
+        }
+        self.pos += n;
+        self.scanned = self.pos;
+        self.state = match head.body {
+            BodyLength::Empty => State::Length { remaining: 0 },
+            BodyLength::Length(n) => State::Length { remaining: n },
+            BodyLength::Chunked => State::ChunkSize,
+        };
+        Some(Step::Head(head))
     }
 
     fn chunk_size(&mut self) -> Option<Step> {
@@ -561,7 +602,7 @@ impl Parser {
 }
 
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
+    memchr::memchr(needle, hay)
 }
 
 /// The index just past the first empty line (`\n\n` or `\n\r\n`) that
@@ -657,6 +698,20 @@ const STACK_HEADERS: usize = 128;
 /// Decodes the head `raw` into `into`, overwriting every field of it (in
 /// the room its strings and list already have).
 fn parse_head(raw: &[u8], limits: &Limits, into: &mut RequestHead) -> Result<(), ParseError> {
+    match decode_head(raw, limits, into)? {
+        Some(n) if n == raw.len() => Ok(()),
+        _ => Err(ParseError::InvalidHeader),
+    }
+}
+
+/// Decodes the head at the start of `raw` into `into` (as
+/// [`parse_head`]); its length, or `None` if `raw` does not hold all of it
+/// yet.
+fn decode_head(
+    raw: &[u8],
+    limits: &Limits,
+    into: &mut RequestHead,
+) -> Result<Option<usize>, ParseError> {
     // The field slots live on the stack, uninitialised, for the usual
     // limits: no allocation and no zeroing per request.
     let mut stack = [std::mem::MaybeUninit::<httparse::Header<'_>>::uninit(); STACK_HEADERS];
@@ -669,14 +724,14 @@ fn parse_head(raw: &[u8], limits: &Limits, into: &mut RequestHead) -> Result<(),
             &mut heap
         };
     let mut req = httparse::Request::new(&mut []);
-    match req.parse_with_uninit_headers(raw, slots) {
-        Ok(httparse::Status::Complete(n)) if n == raw.len() => {}
-        Ok(_) => return Err(ParseError::InvalidHeader),
+    let len = match req.parse_with_uninit_headers(raw, slots) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
         Err(httparse::Error::Version) => return Err(version_error(raw)),
         Err(_) if req.version.is_none() => return Err(ParseError::InvalidRequestLine),
         Err(_) => return Err(ParseError::InvalidHeader),
-    }
+    };
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(ParseError::InvalidRequestLine);
     };
@@ -746,7 +801,7 @@ fn parse_head(raw: &[u8], limits: &Limits, into: &mut RequestHead) -> Result<(),
     into.body = body;
     into.keep_alive = keep_alive;
     into.expect_continue = expect_continue;
-    Ok(())
+    Ok(Some(len))
 }
 
 /// What one pass over a request's fields found of those the decoder
