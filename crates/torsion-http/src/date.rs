@@ -9,24 +9,31 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The `Date` value of the current second, and the monotonic instants
-/// between which it holds.
+/// The `Date` field of the current second (`Date: ` + 29 bytes + CRLF),
+/// and the monotonic instants between which it holds.
 struct Cached {
     from: Instant,
     until: Instant,
-    date: [u8; 29],
+    field: [u8; FIELD_LEN],
 }
+
+/// `Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n`: an HTTP date is always 29
+/// bytes.
+pub(crate) const FIELD_LEN: usize = "Date: \r\n".len() + 29;
 
 thread_local! {
     static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
 }
 
-/// Appends the time at `now` as an HTTP date
-/// (`Sun, 06 Nov 1994 08:49:37 GMT`) to `buf`, from the value cached for
-/// the second: the wall clock is read only when `now` leaves the second
-/// the cache was made in (or an instant from another clock, a test's,
-/// falls outside it).
-pub(crate) fn push_http_date(buf: &mut Vec<u8>, now: Instant) {
+/// Appends the `Date` field for `now` (`Date: Sun, 06 Nov 1994 08:49:37
+/// GMT\r\n`) from the value cached for the second: the wall clock is read
+/// only when `now` leaves the second the cache was made in (or an instant
+/// from another clock, a test's, falls outside it).
+pub(crate) fn push_date_field(buf: &mut Vec<u8>, now: Instant) {
+    with_date_field(now, |field| buf.extend_from_slice(field));
+}
+
+fn with_date_field(now: Instant, f: impl FnOnce(&[u8; FIELD_LEN])) {
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         let fresh = c.as_ref().is_some_and(|c| c.from <= now && now < c.until);
@@ -35,19 +42,19 @@ pub(crate) fn push_http_date(buf: &mut Vec<u8>, now: Instant) {
             let since = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
             let left =
                 Duration::from_secs(1) - Duration::from_nanos(u64::from(since.subsec_nanos()));
-            let mut date = [b' '; 29];
+            let mut field = *b"Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n";
             let text = httpdate::fmt_http_date(wall);
-            if text.len() == date.len() {
-                date.copy_from_slice(text.as_bytes());
+            if text.len() == 29 {
+                field[6..35].copy_from_slice(text.as_bytes());
             }
             *c = Some(Cached {
                 from: now,
                 until: now + left,
-                date,
+                field,
             });
         }
         if let Some(c) = c.as_ref() {
-            buf.extend_from_slice(&c.date);
+            f(&c.field);
         }
     })
 }
@@ -56,8 +63,8 @@ pub(crate) fn push_http_date(buf: &mut Vec<u8>, now: Instant) {
 #[cfg(test)]
 pub(crate) fn http_date_now() -> String {
     let mut buf = Vec::new();
-    push_http_date(&mut buf, Instant::now());
-    String::from_utf8(buf).expect("an HTTP date is ASCII")
+    push_date_field(&mut buf, Instant::now());
+    String::from_utf8(buf[6..35].to_vec()).expect("an HTTP date is ASCII")
 }
 
 /// Civil (year, month, day) of a count of days since 1970-01-01 in the

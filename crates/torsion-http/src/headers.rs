@@ -208,9 +208,10 @@ fn is_value_byte(b: u8) -> bool {
 /// ```
 #[derive(Clone, Default)]
 pub struct Headers {
-    /// Every field's name and value bytes, back to back, in one buffer:
-    /// a request's fields are copied in with no allocation of their own,
-    /// and a cleared list keeps its room for the next request.
+    /// Every field as it goes on the wire, `Name: value\r\n`, back to
+    /// back in one buffer: a request's fields are copied in with no
+    /// allocation of their own, a cleared list keeps its room for the next
+    /// request, and a response's fields are written with one copy.
     bytes: Vec<u8>,
     /// Where each field is in `bytes`, in order.
     fields: Vec<Span>,
@@ -219,8 +220,8 @@ pub struct Headers {
     dead: usize,
 }
 
-/// One field's place in [`Headers::bytes`]: the name at `start`, the
-/// value right after it.
+/// One field's place in [`Headers::bytes`]: the name at `start`, then
+/// `: `, the value, and CRLF.
 #[derive(Clone, Copy, Debug)]
 struct Span {
     start: u32,
@@ -229,8 +230,12 @@ struct Span {
 }
 
 impl Span {
+    fn value_start(&self) -> usize {
+        self.start as usize + self.name_len as usize + 2
+    }
+
     fn end(&self) -> usize {
-        self.start as usize + self.name_len as usize + self.value_len as usize
+        self.value_start() + self.value_len as usize + 2
     }
 }
 
@@ -278,8 +283,15 @@ impl Headers {
     }
 
     fn value_of(&self, s: &Span) -> &[u8] {
-        let start = s.start as usize + s.name_len as usize;
+        let start = s.value_start();
         &self.bytes[start..start + s.value_len as usize]
+    }
+
+    /// Every field in order as it goes on the wire (`Name: value\r\n`
+    /// each), when they lie back to back; `None` after a removal left a
+    /// gap (until the list is cleared or compacted).
+    pub(crate) fn wire(&self) -> Option<&[u8]> {
+        (self.dead == 0).then_some(&self.bytes[..])
     }
 
     fn is(&self, s: &Span, name: &str) -> bool {
@@ -334,9 +346,12 @@ impl Headers {
             name_len: too_big(name.len())?,
             value_len: too_big(value.len())?,
         };
-        too_big(start + name.len() + value.len())?;
+        too_big(start + name.len() + value.len() + 4)?;
+        self.bytes.reserve(name.len() + value.len() + 4);
         self.bytes.extend_from_slice(name);
+        self.bytes.extend_from_slice(b": ");
         self.bytes.extend_from_slice(value);
+        self.bytes.extend_from_slice(b"\r\n");
         self.fields.push(span);
         Ok(())
     }
@@ -581,6 +596,23 @@ mod tests {
             h.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             [&*long_name, "Name"]
         );
+    }
+
+    #[test]
+    fn the_wire_form_is_every_field_in_order_until_a_gap() {
+        let mut h = Headers::new();
+        h.append("Content-Type", "text/plain").unwrap();
+        h.append("X-Empty", "").unwrap();
+        assert_eq!(
+            h.wire(),
+            Some(&b"Content-Type: text/plain\r\nX-Empty: \r\n"[..])
+        );
+        h.remove("content-type");
+        assert_eq!(h.wire(), None);
+        assert_eq!(h.iter().collect::<Vec<_>>(), [("X-Empty", &b""[..])]);
+        h.clear();
+        h.append("A", "1").unwrap();
+        assert_eq!(h.wire(), Some(&b"A: 1\r\n"[..]));
     }
 
     #[test]

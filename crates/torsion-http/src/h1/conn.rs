@@ -31,7 +31,7 @@
 
 use super::parse::{BodyLength, ParseError, Parser, RequestHead, Step};
 use super::response::{reason_phrase, Output, ResponseHead};
-use crate::date::push_http_date;
+use crate::date::{push_date_field, FIELD_LEN as DATE_FIELD_LEN};
 use crate::headers::{is_field_value, list_has_token, Headers, Method, Version};
 use crate::limits::Limits;
 use std::cell::RefCell;
@@ -248,7 +248,8 @@ pub struct ServerConnection {
 pub(crate) struct ConnConfig {
     /// Also shared with each connection's decoder.
     limits: Rc<Limits>,
-    server: Option<Rc<str>>,
+    /// The `Server: name\r\n` field, ready to copy.
+    server: Option<Rc<[u8]>>,
     /// Request state let go by connections that went idle, as good as
     /// new (a cleared buffer with its room): the next request of any
     /// connection takes it, so a keep-alive request allocates neither
@@ -269,7 +270,7 @@ impl ConnConfig {
     pub(crate) fn new(limits: Rc<Limits>, server: Option<Rc<str>>) -> Self {
         ConnConfig {
             limits,
-            server,
+            server: server.map(|name| server_field(&name)),
             spare: RefCell::new(Vec::new()),
         }
     }
@@ -310,7 +311,11 @@ impl ConnConfig {
 impl Clone for ConnConfig {
     /// The same limits and name; no spare state.
     fn clone(&self) -> Self {
-        ConnConfig::new(self.limits.clone(), self.server.clone())
+        ConnConfig {
+            limits: self.limits.clone(),
+            server: self.server.clone(),
+            spare: RefCell::new(Vec::new()),
+        }
     }
 }
 
@@ -318,7 +323,10 @@ impl std::fmt::Debug for ConnConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnConfig")
             .field("limits", &self.limits)
-            .field("server", &self.server)
+            .field(
+                "server",
+                &self.server.as_deref().map(String::from_utf8_lossy),
+            )
             .finish()
     }
 }
@@ -405,7 +413,7 @@ impl ServerConnection {
     /// Adds `Server: name` to responses that do not set one.
     pub fn with_server(mut self, name: impl Into<String>) -> Self {
         let name = name.into();
-        Rc::make_mut(&mut self.config).server = server_name(&name);
+        Rc::make_mut(&mut self.config).server = server_name(&name).map(|n| server_field(&n));
         self
     }
 
@@ -648,19 +656,14 @@ impl ServerConnection {
         };
         let date = self.date && !fields.date;
         let head_buf = std::mem::take(&mut self.busy_mut().head);
-        let server = self
-            .config
-            .server
-            .as_deref()
-            .filter(|_| !fields.server)
-            .map(str::as_bytes);
+        let server = self.config.server.as_deref().filter(|_| !fields.server);
         const CHUNKED: &[u8] = b"Transfer-Encoding: chunked\r\n";
 
         // Sized up front: the head is written without a reallocation.
         let size = STATUS_LINE_FIXED
             + reason.len()
             + if date { DATE_FIELD_LEN } else { 0 }
-            + server.map_or(0, |s| "Server: \r\n".len() + s.len())
+            + server.map_or(0, <[u8]>::len)
             + fields.kept_bytes
             + own_length.map_or(0, |d| "Content-Length: \r\n".len() + d.len())
             + if framing == Framing::Chunked {
@@ -673,20 +676,31 @@ impl ServerConnection {
         let mut buf = head_buf;
         buf.clear();
         buf.reserve(size);
-        buf.extend_from_slice(b"HTTP/1.1 ");
-        push_status(&mut buf, status);
-        buf.push(b' ');
-        buf.extend_from_slice(reason.as_bytes());
-        buf.extend_from_slice(b"\r\n");
+        match status_line(status).filter(|_| custom_reason.is_none()) {
+            Some(line) => buf.extend_from_slice(line),
+            None => {
+                buf.extend_from_slice(b"HTTP/1.1 ");
+                push_status(&mut buf, status);
+                buf.push(b' ');
+                buf.extend_from_slice(reason.as_bytes());
+                buf.extend_from_slice(b"\r\n");
+            }
+        }
         if date {
             push_date(&mut buf, now);
         }
         if let Some(server) = server {
-            push_field(&mut buf, "Server", server);
+            buf.extend_from_slice(server);
         }
-        for (name, value) in headers.iter_bytes() {
-            if !dropped(name, drop_length) {
-                push_field(&mut buf, name, value);
+        match headers.wire().filter(|_| fields.dropped == 0) {
+            // Every field goes, as it is kept: one copy.
+            Some(wire) => buf.extend_from_slice(wire),
+            None => {
+                for (name, value) in headers.iter_bytes() {
+                    if !dropped(name, drop_length) {
+                        push_field(&mut buf, name, value);
+                    }
+                }
             }
         }
         if let Some(digits) = own_length {
@@ -1026,7 +1040,7 @@ impl ServerConnection {
                 push_date(&mut buf, Instant::now());
             }
             if let Some(server) = &self.config.server {
-                push_field(&mut buf, "Server", server.as_bytes());
+                buf.extend_from_slice(server);
             }
             push_field(&mut buf, "Content-Type", b"text/plain; charset=utf-8");
             push_field(
@@ -1078,6 +1092,29 @@ impl WithHead<'_> {
     }
 }
 
+/// `Server: name\r\n`.
+fn server_field(name: &str) -> Rc<[u8]> {
+    format!("Server: {name}\r\n").into_bytes().into()
+}
+
+/// The whole status line of the commonest statuses with their standard
+/// reasons, ready to copy.
+fn status_line(status: u16) -> Option<&'static [u8]> {
+    Some(match status {
+        200 => b"HTTP/1.1 200 OK\r\n",
+        204 => b"HTTP/1.1 204 No Content\r\n",
+        206 => b"HTTP/1.1 206 Partial Content\r\n",
+        301 => b"HTTP/1.1 301 Moved Permanently\r\n",
+        302 => b"HTTP/1.1 302 Found\r\n",
+        304 => b"HTTP/1.1 304 Not Modified\r\n",
+        400 => b"HTTP/1.1 400 Bad Request\r\n",
+        403 => b"HTTP/1.1 403 Forbidden\r\n",
+        404 => b"HTTP/1.1 404 Not Found\r\n",
+        500 => b"HTTP/1.1 500 Internal Server Error\r\n",
+        _ => return None,
+    })
+}
+
 /// A `Server` value as [`ServerConnection::with_server`] takes it: `None`
 /// if it is not a valid field value.
 pub(crate) fn server_name(name: &str) -> Option<Rc<str>> {
@@ -1086,10 +1123,6 @@ pub(crate) fn server_name(name: &str) -> Option<Rc<str>> {
 
 /// `HTTP/1.1 NNN \r\n` without the reason.
 const STATUS_LINE_FIXED: usize = "HTTP/1.1 200 \r\n".len();
-
-/// `Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n`: an HTTP date is always
-/// 29 bytes.
-const DATE_FIELD_LEN: usize = "Date: \r\n".len() + 29;
 
 /// Whether a field of a response head is the connection's own business
 /// and is not sent: `Transfer-Encoding`, `Connection`, and
@@ -1119,6 +1152,8 @@ struct HeadFields<'a> {
     server: bool,
     /// The encoded size (`name: value\r\n`) of the fields that are sent.
     kept_bytes: usize,
+    /// How many fields are not sent.
+    dropped: usize,
 }
 
 impl<'a> HeadFields<'a> {
@@ -1126,6 +1161,7 @@ impl<'a> HeadFields<'a> {
         let mut f = HeadFields::default();
         for (name, value) in headers.iter_bytes() {
             if dropped(name, drop_length) {
+                f.dropped += 1;
                 if name.len() == 10 && !f.close {
                     f.close = list_has_token(value, b"close");
                 }
@@ -1147,9 +1183,7 @@ impl<'a> HeadFields<'a> {
 }
 
 fn push_date(buf: &mut Vec<u8>, now: Instant) {
-    buf.extend_from_slice(b"Date: ");
-    push_http_date(buf, now);
-    buf.extend_from_slice(b"\r\n");
+    push_date_field(buf, now);
 }
 
 fn push_field(buf: &mut Vec<u8>, name: impl AsRef<[u8]>, value: &[u8]) {
