@@ -719,7 +719,12 @@ impl ChannelShared {
         if let Some(registry) = self.factory.registry.upgrade() {
             registry.check();
         }
-        if !self.dispatching.get() && !self.process_queued.get() {
+        if self.dispatching.get() {
+            // Finished in its render: the dispatch loop goes on to the next
+            // request and sees to the connection once it is done.
+            return;
+        }
+        if !self.process_queued.get() {
             self.process_queued.set(true);
             let weak = Rc::downgrade(self);
             self.reactor().call_soon(move || {

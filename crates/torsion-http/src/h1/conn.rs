@@ -287,23 +287,7 @@ impl ConnConfig {
         if spare.len() >= SPARE_MAX {
             return;
         }
-        let mut buf = busy.parser.take_buffer();
-        buf.clear();
-        if buf.capacity() > SPARE_BUFFER_MAX {
-            buf = Vec::new();
-        }
-        let mut response_head = std::mem::take(&mut busy.head);
-        if response_head.capacity() > SPARE_BUFFER_MAX {
-            response_head = Vec::new();
-        }
-        let head = busy.parser.take_spare();
-        // Made anew rather than reset field by field: nothing of one
-        // request can reach the next (a kept head's fields are all
-        // overwritten by the next decode; only its room is reused).
-        *busy = Busy::new(&self.limits, buf, response_head);
-        if let Some(head) = head {
-            busy.parser.give_spare(head);
-        }
+        busy.reset();
         spare.push(busy);
     }
 }
@@ -365,6 +349,34 @@ impl Busy {
             head,
             head_pending: false,
         }
+    }
+
+    /// Makes the state as a new one, keeping only room: buffers (emptied,
+    /// and given up if they grew large) and the decoder's spare head
+    /// (whose fields the next decode overwrites). Every field is named,
+    /// so a field added later cannot be forgotten here.
+    fn reset(&mut self) {
+        let Busy {
+            parser,
+            events,
+            current,
+            writing,
+            discarding,
+            head_deadline,
+            head,
+            head_pending,
+        } = self;
+        parser.reset(SPARE_BUFFER_MAX);
+        events.clear();
+        *current = None;
+        *writing = Writing::Idle;
+        *discarding = false;
+        *head_deadline = None;
+        head.clear();
+        if head.capacity() > SPARE_BUFFER_MAX {
+            *head = Vec::new();
+        }
+        *head_pending = false;
     }
 
     /// Whether nothing is under way and nothing waits: the connection

@@ -292,17 +292,37 @@ impl Parser {
         }
     }
 
+    /// Makes the decoder as a new one reading into its own buffer
+    /// (emptied, and given up if it grew past `max_buffer`), keeping the
+    /// spare head. Every field is named, so none can be forgotten.
+    pub(crate) fn reset(&mut self, max_buffer: usize) {
+        let Parser {
+            limits: _,
+            buf,
+            pos,
+            scanned,
+            line_end,
+            state,
+            body_read,
+            spare: _,
+        } = self;
+        buf.clear();
+        if buf.capacity() > max_buffer {
+            *buf = Vec::new();
+        }
+        *pos = 0;
+        *scanned = 0;
+        *line_end = None;
+        *state = State::Head;
+        *body_read = 0;
+    }
+
     /// Keeps `head`'s room for the next head decoded (if it is not too
     /// big, and none is kept already).
     pub(crate) fn give_spare(&mut self, head: Box<RequestHead>) {
         if self.spare.is_none() && head.worth_keeping() {
             self.spare = Some(head);
         }
-    }
-
-    /// Takes the head kept for reuse, if any.
-    pub(crate) fn take_spare(&mut self) -> Option<Box<RequestHead>> {
-        self.spare.take()
     }
 
     /// Appends input. Call [`step`](Self::step) until it returns `None`.
@@ -320,12 +340,6 @@ impl Parser {
             self.buf = Vec::new();
         }
         self.buf.extend_from_slice(data);
-    }
-
-    /// Takes the buffer, with whatever it holds; the decoder is left
-    /// with none.
-    pub(crate) fn take_buffer(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.buf)
     }
 
     /// Bytes received and not yet consumed.
