@@ -11,8 +11,9 @@
 //! 127.0.0.1 only; every load stops by itself and is killed if it overruns.
 //!
 //! Repeats are interleaved (torsion, peer, torsion, peer, ...) so a drift
-//! in the machine's speed hits both alike. The table shows medians and
-//! the ratios torsion/peer; per-run figures go to `--raw`.
+//! in the machine's speed hits both alike. The table shows medians, and
+//! ratios torsion/peer taken within each repeat (the two runs adjacent in
+//! time) and then the median of those; per-run figures go to `--raw`.
 //!
 //! A scenario whose server binary is missing (an example or a `torsion`
 //! subcommand not written yet) is skipped with a note, not failed.
@@ -1030,6 +1031,30 @@ fn medians(runs: &[Figures]) -> Figures {
         .collect()
 }
 
+/// The median, over the repeats, of `a`'s figure over `b`'s in the same
+/// repeat, for every figure both have: runs of one repeat are adjacent in
+/// time, so a drift in the machine's speed cancels out of each ratio.
+fn paired(a: &[Figures], b: &[Figures]) -> Figures {
+    let mut ratios: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for ra in a {
+        let Some(rb) = b.iter().find(|rb| rb.get("repeat") == ra.get("repeat")) else {
+            continue;
+        };
+        for (k, va) in ra {
+            if k == "repeat" {
+                continue;
+            }
+            if let Some(vb) = rb.get(k) {
+                let r = ratio(*va, *vb);
+                if r.is_finite() {
+                    ratios.entry(k.clone()).or_default().push(r);
+                }
+            }
+        }
+    }
+    ratios.into_iter().map(|(k, v)| (k, median(&v))).collect()
+}
+
 struct Outcome {
     scenario: Scenario,
     /// Per server: the runs that succeeded and the errors.
@@ -1111,6 +1136,8 @@ fn main() {
                                 .collect::<Vec<_>>()
                                 .join(" ")
                         );
+                        let mut fig = fig;
+                        fig.insert("repeat".into(), rep as f64);
                         runs.push(fig);
                     }
                     Err(e) => {
@@ -1162,8 +1189,11 @@ fn render(env: &Env, outcomes: &[Outcome], elapsed: Duration) -> String {
     let _ = writeln!(
         t,
         "Medians of {} runs each, {} s of load per run; servers on CPU 0, load on CPU 1. \
-         Ratios are torsion / the peer named first in each group (throughput: higher is better \
-         for torsion; CPU per operation: lower is better). Total time {:.0} s.\n",
+         Ratios are torsion / the peer named, the median over the repeats of the two servers' \
+         figures in the same repeat (adjacent in time, so a drift of the machine's speed \
+         cancels); targets are judged against the peer named first in each group \
+         (throughput: higher is better for torsion; CPU per operation: lower is better). \
+         Total time {:.0} s.\n",
         env.args.repeats,
         env.args.duration,
         elapsed.as_secs_f64()
@@ -1206,11 +1236,9 @@ fn render(env: &Env, outcomes: &[Outcome], elapsed: Duration) -> String {
             let (r1, r2) = if i == 0 {
                 (String::new(), String::new())
             } else {
-                let r_fig = ratio(torsion.get(sc.primary.key).copied().unwrap_or(f64::NAN), p);
-                let r_cpu = ratio(
-                    torsion.get("cpu_us_per_op").copied().unwrap_or(f64::NAN),
-                    cpu,
-                );
+                let vs = paired(&o.results[0].1, runs);
+                let r_fig = vs.get(sc.primary.key).copied().unwrap_or(f64::NAN);
+                let r_cpu = vs.get("cpu_us_per_op").copied().unwrap_or(f64::NAN);
                 (
                     format!("{:.2}×", r_fig),
                     if cpu_s.is_empty() {
@@ -1244,13 +1272,14 @@ fn render(env: &Env, outcomes: &[Outcome], elapsed: Duration) -> String {
                 notes(sc, m)
             );
         }
+        let peer_runs = o.results.get(1).map_or(&[][..], |(_, runs, _)| &runs[..]);
+        let vs_peer = paired(&o.results[0].1, peer_runs);
         let floor = o
             .results
             .iter()
-            .zip(&meds)
-            .find(|((server, _, _), _)| server.name.starts_with(FLOOR))
-            .map(|(_, m)| m);
-        targets.extend(judge(sc, &torsion, &reference, floor));
+            .find(|(server, _, _)| server.name.starts_with(FLOOR))
+            .map(|(_, runs, _)| paired(runs, peer_runs));
+        targets.extend(judge(sc, &torsion, &reference, &vs_peer, floor.as_ref()));
     }
     if !targets.is_empty() {
         let _ = writeln!(t, "\nTargets of issue 7 (medians of this run):\n");
@@ -1302,15 +1331,23 @@ fn verdict(ok: bool) -> &'static str {
 
 /// The issue's targets for one scenario, judged on this run's medians.
 ///
-/// With a `floor` row, a CPU target also says where the floor lies: the
-/// ratio of the floor's CPU per operation to the peer's is the lowest any
-/// server on the same system calls could reach.
-fn judge(sc: &Scenario, tor: &Figures, peer: &Figures, floor: Option<&Figures>) -> Vec<String> {
+/// `vs` holds the paired ratios of torsion's figures to the peer's (see
+/// [`paired`]); with a `floor` row (its paired ratios to the peer), a
+/// target also says where the floor lies: the floor's CPU per operation
+/// over the peer's is the lowest any server on the same system calls could
+/// reach.
+fn judge(
+    sc: &Scenario,
+    tor: &Figures,
+    peer: &Figures,
+    vs: &Figures,
+    floor: Option<&Figures>,
+) -> Vec<String> {
     let g = |f: &Figures, k: &str| f.get(k).copied().unwrap_or(f64::NAN);
     let floor_note = |key: &str| match floor {
         Some(f) => format!(
             " (the floor, system calls only: {:.2}× the peer's {})",
-            ratio(g(f, key), g(peer, key)),
+            g(f, key),
             if key == "cpu_us_per_op" {
                 "CPU"
             } else {
@@ -1322,9 +1359,9 @@ fn judge(sc: &Scenario, tor: &Figures, peer: &Figures, floor: Option<&Figures>) 
     let mut v = Vec::new();
     match sc.id {
         "echo-pingpong" => {
-            let r = ratio(g(tor, "msgs_per_s"), g(peer, "msgs_per_s"));
-            let c = ratio(g(tor, "cpu_us_per_op"), g(peer, "cpu_us_per_op"));
-            let p99 = ratio(g(tor, "p99_us"), g(peer, "p99_us"));
+            let r = g(vs, "msgs_per_s");
+            let c = g(vs, "cpu_us_per_op");
+            let p99 = g(vs, "p99_us");
             v.push(format!(
                 "Echo ping-pong ≥ 1.10× Tokio current-thread msg/s: {r:.2}×{} — {}",
                 floor_note("msgs_per_s"),
@@ -1343,15 +1380,15 @@ fn judge(sc: &Scenario, tor: &Figures, peer: &Figures, floor: Option<&Figures>) 
             ));
         }
         "echo-stream" => {
-            let r = ratio(g(tor, "mb_per_s"), g(peer, "mb_per_s"));
+            let r = g(vs, "mb_per_s");
             v.push(format!(
                 "Echo streaming ≥ 1.10× Tokio current-thread MB/s: {r:.2}× — {}",
                 verdict(r >= 1.10)
             ));
         }
         "http-hello" => {
-            let r = ratio(g(tor, "req_per_s"), g(peer, "req_per_s"));
-            let c = ratio(g(tor, "cpu_us_per_op"), g(peer, "cpu_us_per_op"));
+            let r = g(vs, "req_per_s");
+            let c = g(vs, "cpu_us_per_op");
             v.push(format!(
                 "HTTP hello ≥ 1.10× hyper current-thread req/s: {r:.2}×{} — {}",
                 floor_note("req_per_s"),
@@ -1364,28 +1401,28 @@ fn judge(sc: &Scenario, tor: &Figures, peer: &Figures, floor: Option<&Figures>) 
             ));
         }
         "static-4k" => {
-            let r = ratio(g(tor, "req_per_s"), g(peer, "req_per_s"));
+            let r = g(vs, "req_per_s");
             v.push(format!(
                 "Static 4 KiB ≥ 1.0× nginx req/s: {r:.2}× — {}",
                 verdict(r >= 1.0)
             ));
         }
         "workers" => {
-            let r = ratio(g(tor, "req_per_s"), g(peer, "req_per_s"));
+            let r = g(vs, "req_per_s");
             v.push(format!(
                 "`--workers 2` ≥ 1.8× `--workers 1` req/s: {r:.2}× with the load sharing the two cores — {}",
                 verdict(r >= 1.8)
             ));
         }
         "static-1g" => {
-            let r = ratio(g(tor, "mb_per_s"), g(peer, "mb_per_s"));
+            let r = g(vs, "mb_per_s");
             v.push(format!(
                 "Static 1 GiB ≥ 0.9× nginx MB/s: {r:.2}× — {}",
                 verdict(r >= 0.9)
             ));
         }
         "chat-fanout" => {
-            let c = ratio(g(tor, "cpu_us_per_op"), g(peer, "cpu_us_per_op"));
+            let c = g(vs, "cpu_us_per_op");
             v.push(format!(
                 "Chat fan-out ≤ 0.8× Tokio CPU per delivered line: {c:.2}× — {}",
                 verdict(c <= 0.8)
@@ -1419,4 +1456,28 @@ fn judge(sc: &Scenario, tor: &Figures, peer: &Figures, floor: Option<&Figures>) 
         _ => {}
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(repeat: usize, rate: f64) -> Figures {
+        Figures::from([
+            ("repeat".to_string(), repeat as f64),
+            ("rate".to_string(), rate),
+        ])
+    }
+
+    #[test]
+    fn paired_ratios_cancel_a_drift_between_repeats() {
+        // The machine halves its speed after the first repeat: both servers
+        // slow alike, and each repeat's ratio stays 1.25.
+        let a = [run(0, 125.0), run(1, 62.5), run(2, 62.5)];
+        let b = [run(0, 100.0), run(1, 50.0), run(2, 50.0)];
+        assert_eq!(paired(&a, &b)["rate"], 1.25);
+        // A repeat one side lost is left out, not paired with another.
+        let b = [run(0, 100.0), run(2, 25.0)];
+        assert_eq!(paired(&a, &b)["rate"], (1.25 + 2.5) / 2.0);
+    }
 }

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::spin_until;
+use common::{listen_site, spin_until};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{Read, Write};
@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
-use torsion::{Reactor, TcpListen};
+use torsion::Reactor;
 use torsion_http::{Render, Request, Resource, Site};
 
 /// The system allocator, counting the allocations of each thread.
@@ -98,14 +98,7 @@ fn client(addr: std::net::SocketAddr, request: &'static [u8], n: usize, done: Ar
 /// many allocations the reactor's thread made for the last `measured`.
 fn allocations_for(request: &'static [u8], requests: usize, measured: usize) -> u64 {
     let reactor = Reactor::new().unwrap();
-    let site = Site::new(Rc::new(Hello));
-    let port = reactor
-        .listen_tcp(
-            TcpListen::new(0).interface([127, 0, 0, 1]),
-            site.factory(&reactor),
-        )
-        .unwrap();
-    let addr = port.address().socket_addr().unwrap();
+    let addr = listen_site(&reactor, &Site::new(Rc::new(Hello)));
     let done = Arc::new(AtomicUsize::new(0));
     let d = done.clone();
     let t = thread::spawn(move || client(addr, request, requests, d));

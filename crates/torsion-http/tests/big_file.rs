@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::listen_site;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -13,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
-use torsion::{Reactor, TcpListen};
+use torsion::Reactor;
 use torsion_http::{File, Site};
 
 const GIB: u64 = 1 << 30;
@@ -41,13 +42,7 @@ fn a_gibibyte_to_a_slow_reader_with_flat_memory() {
 
     let reactor = Reactor::new().unwrap();
     let site = Site::new(Rc::new(File::new(&dir).unwrap()));
-    let port = reactor
-        .listen_tcp(
-            TcpListen::new(0).interface([127, 0, 0, 1]),
-            site.factory(&reactor),
-        )
-        .unwrap();
-    let addr = port.address().socket_addr().unwrap();
+    let addr = listen_site(&reactor, &site);
 
     let before = peak_rss_kib();
     let (go_tx, go_rx) = mpsc::channel::<()>();
@@ -107,7 +102,6 @@ fn a_gibibyte_to_a_slow_reader_with_flat_memory() {
             "peak memory grew by {grown_mib} MiB for a 1 GiB file"
         );
     }
-    drop(port);
     let _ = fs::remove_dir_all(&dir);
 }
 

@@ -18,7 +18,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use torsion::{Reactor, TcpListen};
+use torsion::Reactor;
 use torsion_http::{File, Method, Render, Request, Resource, Site, Tree};
 
 fn have_curl() -> bool {
@@ -84,14 +84,7 @@ fn server(name: &str) -> Server {
     root.put_child("echo", Rc::new(Echo));
     let reactor = Reactor::new().unwrap();
     let site = Site::new(Rc::new(root));
-    let port = reactor
-        .listen_tcp(
-            TcpListen::new(0).interface([127, 0, 0, 1]),
-            site.factory(&reactor),
-        )
-        .unwrap();
-    let addr = port.address().socket_addr().unwrap();
-    std::mem::forget(port);
+    let addr = listen_site(&reactor, &site);
     Server { reactor, addr, dir }
 }
 

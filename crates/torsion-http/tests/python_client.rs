@@ -7,10 +7,10 @@
 
 mod common;
 
-use common::spin_until;
+use common::{listen_site, spin_until};
 use std::process::{Command, Stdio};
 use std::rc::Rc;
-use torsion::{Reactor, TcpListen};
+use torsion::Reactor;
 use torsion_http::{Method, Render, Request, Resource, Site, Tree};
 
 /// Answers with the body it read, and the request's transfer coding.
@@ -68,13 +68,7 @@ fn python_chunked_uploads_are_echoed_byte_exact_on_one_connection() {
     let reactor = Reactor::new().unwrap();
     let root = Tree::new();
     root.put_child("echo", Rc::new(Echo));
-    let port = reactor
-        .listen_tcp(
-            TcpListen::new(0).interface([127, 0, 0, 1]),
-            Site::new(Rc::new(root)).factory(&reactor),
-        )
-        .unwrap();
-    let addr = port.address().socket_addr().unwrap();
+    let addr = listen_site(&reactor, &Site::new(Rc::new(root)));
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/python/chunked_upload.py"

@@ -14,18 +14,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
-use torsion::{Producer, Reactor, TcpListen};
+use torsion::{Producer, Reactor};
 use torsion_http::{Data, Method, Render, Request, Resource, Site, Tree};
 
 fn serve(reactor: &Reactor, root: Rc<dyn Resource>) -> SocketAddr {
-    let site = Site::new(root);
-    let port = reactor
-        .listen_tcp(
-            TcpListen::new(0).interface([127, 0, 0, 1]),
-            site.factory(reactor),
-        )
-        .unwrap();
-    port.address().socket_addr().unwrap()
+    listen_site(reactor, &Site::new(root))
 }
 
 /// Runs `client` on a thread while the reactor turns; returns its result.

@@ -1221,18 +1221,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_idle_connection_holds_no_buffer_even_after_its_first_events() {
-        let reactor = Reactor::new().unwrap();
+    /// Keeps the transport of every connection it is given.
+    struct Keep(Rc<RefCell<Vec<Transport>>>);
+    impl Protocol for Keep {
+        fn connection_made(&mut self, t: Transport) {
+            self.0.borrow_mut().push(t);
+        }
+        fn data_received(&mut self, _: &[u8]) {}
+    }
+
+    /// One connection accepted on loopback: its transport, its cell, and
+    /// the client's end.
+    fn one_connection(reactor: &Reactor) -> (Transport, Rc<StreamConn>, std::net::TcpStream) {
         let transports = Rc::new(RefCell::new(Vec::new()));
         let ts = transports.clone();
-        struct Keep(Rc<RefCell<Vec<Transport>>>);
-        impl Protocol for Keep {
-            fn connection_made(&mut self, t: Transport) {
-                self.0.borrow_mut().push(t);
-            }
-            fn data_received(&mut self, _: &[u8]) {}
-        }
         let port = reactor
             .listen_tcp(
                 TcpListen::new(0).interface([127, 0, 0, 1]),
@@ -1240,22 +1242,28 @@ mod tests {
             )
             .unwrap();
         let addr = port.address().socket_addr().unwrap();
-        let mut client = std::net::TcpStream::connect(addr).unwrap();
-        spin(&reactor, || !transports.borrow().is_empty());
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        spin(reactor, || !transports.borrow().is_empty());
+        let t = transports.borrow()[0].clone();
+        (t, streams(reactor).remove(0), client)
+    }
+
+    #[test]
+    fn an_idle_connection_holds_no_buffer_even_after_its_first_events() {
+        let reactor = Reactor::new().unwrap();
+        let (t, conn, mut client) = one_connection(&reactor);
         // The spurious first readiness events of a new socket.
         for _ in 0..5 {
             reactor.iterate(Some(Duration::from_millis(1))).unwrap();
         }
-        let conns = streams(&reactor);
-        assert_eq!(conns.len(), 1);
-        assert_eq!(conns[0].buffer_capacity(), 0);
+        assert_eq!(streams(&reactor).len(), 1);
+        assert_eq!(conn.buffer_capacity(), 0);
 
         // After a burst that had to be queued and then drained, the queue's
         // memory is given back.
-        let t = transports.borrow()[0].clone();
         t.write(&vec![9u8; 8 << 20]);
         assert!(t.buffered() > 0);
-        assert!(conns[0].buffer_capacity() > 0);
+        assert!(conn.buffer_capacity() > 0);
         let reader = std::thread::spawn(move || {
             let mut buf = vec![0u8; 1 << 16];
             let mut n = 0;
@@ -1266,7 +1274,7 @@ mod tests {
         });
         spin(&reactor, || t.buffered() == 0);
         let _client = reader.join().unwrap();
-        assert_eq!(conns[0].buffer_capacity(), 0);
+        assert_eq!(conn.buffer_capacity(), 0);
     }
 
     #[test]
@@ -1275,26 +1283,7 @@ mod tests {
         std::fs::write(&path, vec![7u8; 8 << 20]).unwrap();
         let file = std::fs::File::open(&path).unwrap();
         let reactor = Reactor::new().unwrap();
-        let transports = Rc::new(RefCell::new(Vec::new()));
-        let ts = transports.clone();
-        struct Keep(Rc<RefCell<Vec<Transport>>>);
-        impl Protocol for Keep {
-            fn connection_made(&mut self, t: Transport) {
-                self.0.borrow_mut().push(t);
-            }
-            fn data_received(&mut self, _: &[u8]) {}
-        }
-        let port = reactor
-            .listen_tcp(
-                TcpListen::new(0).interface([127, 0, 0, 1]),
-                move |_: &Address| Keep(ts.clone()),
-            )
-            .unwrap();
-        let addr = port.address().socket_addr().unwrap();
-        let mut client = std::net::TcpStream::connect(addr).unwrap();
-        spin(&reactor, || !transports.borrow().is_empty());
-        let t = transports.borrow()[0].clone();
-        let conn = streams(&reactor).remove(0);
+        let (t, conn, mut client) = one_connection(&reactor);
         let corked = || {
             let io = conn.io.borrow();
             match io.socket.as_ref() {

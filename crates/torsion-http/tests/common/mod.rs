@@ -6,7 +6,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 use torsion::testing::{Clock, StringTransport};
-use torsion::{Address, ConnectionLost, Protocol, Reactor};
+use torsion::{Address, ConnectionLost, Protocol, Reactor, TcpListen};
 use torsion_http::{HttpFactory, Resource, Site};
 
 /// One parsed response.
@@ -188,6 +188,18 @@ impl Harness {
 }
 
 /// Turns a real reactor until `cond` holds; panics after 20 s of real time.
+/// Serves `site` on 127.0.0.1, on a port the kernel picks: its address.
+/// The listener stays with the reactor.
+pub fn listen_site(reactor: &Reactor, site: &Site) -> std::net::SocketAddr {
+    let port = reactor
+        .listen_tcp(
+            TcpListen::new(0).interface([127, 0, 0, 1]),
+            site.factory(reactor),
+        )
+        .unwrap();
+    port.address().socket_addr().unwrap()
+}
+
 pub fn spin_until(reactor: &Reactor, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !cond() {
