@@ -90,6 +90,7 @@ where
     let mut handles: Vec<ReactorHandle> = Vec::new();
     let mut joins = Vec::new();
     let mut ports: Vec<Option<u16>> = vec![None; endpoints.len()];
+    let mut first = Vec::new();
     for index in 0..workers {
         let (ready_tx, ready_rx) = mpsc::channel();
         let strings = endpoints.to_vec();
@@ -114,11 +115,10 @@ where
             Ok((handle, addresses)) => {
                 handles.push(handle);
                 if index == 0 {
-                    for ((slot, address), given) in ports.iter_mut().zip(&addresses).zip(endpoints)
-                    {
+                    for (slot, address) in ports.iter_mut().zip(&addresses) {
                         *slot = address.socket_addr().map(|a| a.port());
-                        tracing::info!(endpoint = %given, workers, "listening on {address}");
                     }
+                    first = addresses;
                 }
             }
             Err(e) => {
@@ -131,6 +131,11 @@ where
                 return Err(e);
             }
         }
+    }
+    // Said once every worker listens: a client that waits for this line
+    // may be accepted by any of them.
+    for (address, given) in first.iter().zip(endpoints) {
+        tracing::info!(endpoint = %given, workers, "listening on {address}");
     }
     // Shutdown: stop every worker, and wait until all have finished theirs.
     let r = main.clone();
