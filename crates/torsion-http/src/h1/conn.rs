@@ -453,6 +453,21 @@ impl ServerConnection {
     /// with, so the next request's head is decoded into its room rather
     /// than into new allocations. Optional: a head not given back is
     /// simply dropped.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use torsion_http::h1::ServerConnection;
+    /// use torsion_http::{Event, Limits};
+    ///
+    /// let now = Instant::now();
+    /// let mut conn = ServerConnection::new(Limits::default(), now);
+    /// let mut out = Vec::new();
+    /// conn.receive(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n", now, &mut out);
+    /// let Some(Event::Request(first)) = conn.poll_event() else { panic!() };
+    /// assert_eq!(first.target, "/a");
+    /// // Done with it: the next head is decoded into its strings and list.
+    /// conn.recycle_head(first);
+    /// ```
     pub fn recycle_head(&mut self, head: Box<RequestHead>) {
         if let Some(busy) = self.busy.as_mut() {
             busy.parser.give_spare(head);
