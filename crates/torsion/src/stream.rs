@@ -1136,9 +1136,14 @@ impl TransportBackend for StreamConn {
             if cork {
                 socket.cork();
             }
+            // Every way out of the loop passes the push below.
+            let mut file_error = None;
             while sent < len {
                 match rustix::fs::sendfile(socket, file, Some(&mut off), len - sent) {
-                    Ok(0) if sent == 0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    Ok(0) if sent == 0 => {
+                        file_error = Some(io::ErrorKind::UnexpectedEof.into());
+                        break;
+                    }
                     Ok(0) => break, // the file ended: the next call says so
                     Ok(n) => sent += n,
                     Err(Errno::AGAIN) => {
@@ -1151,15 +1156,16 @@ impl TransportBackend for StreamConn {
                         break;
                     }
                     Err(e) => {
-                        if cork {
-                            socket.push();
-                        }
-                        return Err(e.into());
+                        file_error = Some(e.into());
+                        break;
                     }
                 }
             }
             if cork {
                 socket.push();
+            }
+            if let Some(e) = file_error {
+                return Err(e);
             }
         }
         if let Some(e) = failed {
@@ -1275,6 +1281,23 @@ mod tests {
         spin(&reactor, || t.buffered() == 0);
         let _client = reader.join().unwrap();
         assert_eq!(conn.buffer_capacity(), 0);
+    }
+
+    #[test]
+    fn a_large_send_file_past_the_end_leaves_no_cork() {
+        let path = std::env::temp_dir().join(format!("torsion-cork-eof-{}", std::process::id()));
+        std::fs::write(&path, b"short").unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let reactor = Reactor::new().unwrap();
+        let (t, conn, _client) = one_connection(&reactor);
+        let err = t.send_file(&file, 5, CORK_FROM).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        let io = conn.io.borrow();
+        let Some(Socket::Tcp(s)) = io.socket.as_ref() else {
+            panic!("not a TCP socket")
+        };
+        assert!(!rustix::net::sockopt::tcp_cork(s).unwrap(), "left corked");
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
