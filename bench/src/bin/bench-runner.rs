@@ -1113,7 +1113,7 @@ fn main() {
         for rep in 0..env.args.repeats {
             for (server, runs, errors) in results.iter_mut() {
                 match env.run_once(&sc, server) {
-                    Ok(fig) => {
+                    Ok(mut fig) => {
                         let p = fig.get(sc.primary.key).copied().unwrap_or(f64::NAN);
                         let cpu = fig.get("cpu_us_per_op").copied().unwrap_or(f64::NAN);
                         eprintln!(
@@ -1136,7 +1136,6 @@ fn main() {
                                 .collect::<Vec<_>>()
                                 .join(" ")
                         );
-                        let mut fig = fig;
                         fig.insert("repeat".into(), rep as f64);
                         runs.push(fig);
                     }

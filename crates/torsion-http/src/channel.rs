@@ -574,19 +574,20 @@ impl ChannelShared {
 
     // ---- for requests ------------------------------------------------
 
-    /// Begins the response: its head is encoded and held by the
-    /// connection until the first body bytes or the end of the response,
-    /// which it leaves with.
-    pub(crate) fn send_head(&self, request: &Request) {
-        self.begin_response(request);
+    /// The time of the read being handled, or the reactor's now: a
+    /// response made in its render is timed by its read, without asking
+    /// the clock again.
+    fn read_time(&self) -> Instant {
+        let read_at = self.if_exchange(|ex| ex.read_at).flatten();
+        read_at.unwrap_or_else(|| self.reactor().now())
     }
 
-    /// Encodes the response head, held until body bytes or the end of the
-    /// response go; a head the connection refuses (a bad status or
-    /// length) is logged and the connection aborted.
-    fn begin_response(&self, request: &Request) -> bool {
-        let read_at = self.if_exchange(|ex| ex.read_at).flatten();
-        let now = read_at.unwrap_or_else(|| self.reactor().now());
+    /// Encodes the response head, held by the connection until the first
+    /// body bytes or the end of the response, which it leaves with; a head
+    /// the connection refuses (a bad status or length) is logged and the
+    /// connection aborted.
+    pub(crate) fn begin_response(&self, request: &Request) -> bool {
+        let now = self.read_time();
         let begun = request.with_head(|status, reason, headers, body_len| {
             self.conn
                 .borrow_mut()
@@ -701,8 +702,7 @@ impl ChannelShared {
         self.factory.site.log_access(request);
         let t = self.transport();
         if let Some(mut t) = t.clone() {
-            let read_at = self.if_exchange(|ex| ex.read_at).flatten();
-            let now = read_at.unwrap_or_else(|| self.reactor().now());
+            let now = self.read_time();
             let finished = self.conn.borrow_mut().finish(now, &mut t);
             match finished {
                 Ok(()) | Err(SendError::Closed) | Err(SendError::NotStarted) => {}

@@ -306,13 +306,9 @@ impl Headers {
         name: impl AsRef<str>,
         value: impl AsRef<[u8]>,
     ) -> Result<(), InvalidHeader> {
-        let name = name.as_ref();
-        let value = value.as_ref();
+        let (name, value) = (name.as_ref(), value.as_ref());
         check(name, value)?;
-        self.push(name.as_bytes(), value)
-            .map_err(|()| InvalidHeader::Value {
-                name: name.to_string(),
-            })
+        self.push_checked(name, value)
     }
 
     /// Replaces every field named `name` with one field.
@@ -321,10 +317,15 @@ impl Headers {
         name: impl AsRef<str>,
         value: impl AsRef<[u8]>,
     ) -> Result<(), InvalidHeader> {
-        let name = name.as_ref();
-        let value = value.as_ref();
+        let (name, value) = (name.as_ref(), value.as_ref());
         check(name, value)?;
         self.remove(name);
+        self.push_checked(name, value)
+    }
+
+    /// Appends a field that [`check`] passed; too big a list (past
+    /// 4 GiB) refuses it as an invalid value.
+    fn push_checked(&mut self, name: &str, value: &[u8]) -> Result<(), InvalidHeader> {
         self.push(name.as_bytes(), value)
             .map_err(|()| InvalidHeader::Value {
                 name: name.to_string(),

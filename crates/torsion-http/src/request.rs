@@ -147,35 +147,58 @@ impl RequestPool {
         if spare.len() >= SPARE_REQUESTS || !i.head.worth_keeping() {
             return;
         }
-        {
-            let r = i.response.get_mut();
-            if !(r.finished || r.lost.is_some()) {
-                return;
-            }
-            r.code = 200;
-            r.reason = None;
-            if r.headers.capacity_bytes() > SPARE_RESPONSE_HEADERS {
-                r.headers = Headers::with_capacity(8);
-            } else {
-                r.headers.clear();
-            }
-            r.body_len = None;
-            r.started = false;
-            r.finished = false;
-            r.lost = None;
-            r.bytes = 0;
-            r.on_finish.clear();
+        // Every field is named, so one added later cannot be forgotten:
+        // what `make` overwrites is left, the rest is reset here.
+        let Inner {
+            head: _,
+            trailers,
+            content,
+            client: _,
+            local: _,
+            received: _,
+            segments,
+            consumed,
+            query_args,
+            form_args,
+            channel,
+            response,
+        } = i;
+        let Response {
+            code,
+            reason,
+            headers,
+            body_len,
+            started,
+            finished,
+            lost,
+            bytes,
+            on_finish,
+        } = response.get_mut();
+        if !(*finished || lost.is_some()) {
+            return;
         }
+        *code = 200;
+        *reason = None;
+        if headers.capacity_bytes() > SPARE_RESPONSE_HEADERS {
+            *headers = Headers::with_capacity(8);
+        } else {
+            headers.clear();
+        }
+        *body_len = None;
+        *started = false;
+        *finished = false;
+        *lost = None;
+        *bytes = 0;
+        on_finish.clear();
         // What a request computed from its head, and what it held of its
-        // connection and its body, go now; the head is overwritten when
-        // the request is made again.
-        i.segments.take();
-        i.consumed.set(0);
-        i.query_args.take();
-        i.form_args.take();
-        i.trailers = Headers::new();
-        i.content = Vec::new();
-        i.channel = Weak::new();
+        // connection and its body, go now.
+        segments.take();
+        consumed.set(0);
+        query_args.take();
+        form_args.take();
+        *trailers = Headers::new();
+        *content = Vec::new();
+        *channel = Weak::new();
         spare.push(inner);
     }
 }
@@ -650,7 +673,7 @@ impl Request {
         };
         if let Some(channel) = self.inner.channel.upgrade() {
             if head {
-                channel.send_head(self);
+                channel.begin_response(self);
             }
             channel.finish(self);
         }

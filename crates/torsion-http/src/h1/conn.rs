@@ -278,7 +278,7 @@ impl ConnConfig {
     /// A request state as good as new: a spare one, or a new one.
     fn take_busy(&self) -> Box<Busy> {
         let spare = self.spare.borrow_mut().pop();
-        spare.unwrap_or_else(|| Box::new(Busy::new(&self.limits, Vec::new(), Vec::new())))
+        spare.unwrap_or_else(|| Box::new(Busy::new(&self.limits)))
     }
 
     /// Takes back the request state of a connection that went idle.
@@ -335,20 +335,27 @@ struct Busy {
 }
 
 impl Busy {
-    /// A new request state, its decoder reading into `buf` (empty), its
-    /// response heads encoded into `head` (emptied).
-    fn new(limits: &Rc<Limits>, buf: Vec<u8>, mut head: Vec<u8>) -> Busy {
-        head.clear();
+    /// A new request state; [`reset`](Self::reset) makes a used one as
+    /// good as this.
+    fn new(limits: &Rc<Limits>) -> Busy {
         Busy {
-            parser: Parser::with_buffer(limits.clone(), buf),
+            parser: Parser::new(limits.clone()),
             events: EventQueue::default(),
             current: None,
             writing: Writing::Idle,
             discarding: false,
             head_deadline: None,
-            head,
+            head: Vec::new(),
             head_pending: false,
         }
+    }
+
+    /// The begun response head not written yet, if any (empty if none),
+    /// with `out`: the next write puts it in front. Marks it written.
+    fn with_head<'a>(&'a mut self, out: &'a mut dyn Output) -> (WithHead<'a>, &'a mut Writing) {
+        let pending = std::mem::replace(&mut self.head_pending, false);
+        let head: &[u8] = if pending { &self.head } else { &[] };
+        (WithHead { head, out }, &mut self.writing)
     }
 
     /// Makes the state as a new one, keeping only room: buffers (emptied,
@@ -714,7 +721,7 @@ impl ServerConnection {
             }
         }
         if date {
-            push_date(&mut buf, now);
+            push_date_field(&mut buf, now);
         }
         if let Some(server) = server {
             buf.extend_from_slice(server);
@@ -753,10 +760,7 @@ impl ServerConnection {
 
     /// Writes a begun response head that has not gone yet, alone.
     pub(crate) fn flush_head(&mut self, out: &mut dyn Output) {
-        if let Some(busy) = self.busy.as_mut().filter(|b| b.head_pending) {
-            busy.head_pending = false;
-            out.write_all(&[&busy.head]);
-        }
+        self.take_head(|head| out.write_all(&[head]));
     }
 
     /// Hands a begun response head that has not gone yet to `send`,
@@ -776,19 +780,20 @@ impl ServerConnection {
         let Some(busy) = self.busy.as_mut() else {
             return Err(SendError::NotStarted);
         };
+        if matches!(busy.writing, Writing::Idle) {
+            return Err(SendError::NotStarted);
+        }
+        // A head not written yet leaves in the same write as the body.
+        let (mut out, writing) = busy.with_head(out);
         let Writing::Body {
             framing,
             written,
             suppress,
             ..
-        } = &mut busy.writing
+        } = writing
         else {
             return Err(SendError::NotStarted);
         };
-        // A head not written yet leaves in the same write as the body.
-        let pending = std::mem::replace(&mut busy.head_pending, false);
-        let head: &[u8] = if pending { &busy.head } else { &[] };
-        let mut out = WithHead { head, out };
         if data.is_empty() {
             out.write_head();
             return Ok(());
@@ -937,12 +942,7 @@ impl ServerConnection {
         };
         let mut keep = keep_alive;
         let mut result = Ok(());
-        let pending = std::mem::replace(&mut busy.head_pending, false);
-        let head: &[u8] = if pending { &busy.head } else { &[] };
-        let mut with_head = WithHead {
-            head,
-            out: &mut *out,
-        };
+        let (mut with_head, _) = busy.with_head(&mut *out);
         match framing {
             Framing::Chunked if !suppress => with_head.write_all(&[b"0\r\n\r\n"]),
             Framing::Length(declared) if !suppress && written < declared => {
@@ -1064,7 +1064,7 @@ impl ServerConnection {
             let mut buf = Vec::with_capacity(160);
             buf.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
             if self.date {
-                push_date(&mut buf, Instant::now());
+                push_date_field(&mut buf, Instant::now());
             }
             if let Some(server) = &self.config.server {
                 buf.extend_from_slice(server);
@@ -1209,10 +1209,6 @@ impl<'a> HeadFields<'a> {
     }
 }
 
-fn push_date(buf: &mut Vec<u8>, now: Instant) {
-    push_date_field(buf, now);
-}
-
 fn push_field(buf: &mut Vec<u8>, name: impl AsRef<[u8]>, value: &[u8]) {
     buf.extend_from_slice(name.as_ref());
     buf.extend_from_slice(b": ");
@@ -1230,7 +1226,7 @@ fn push_status(buf: &mut Vec<u8>, status: u16) {
 }
 
 /// `n` in decimal, written at the end of `buf`.
-pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;

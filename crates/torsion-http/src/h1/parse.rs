@@ -27,6 +27,7 @@
 
 use crate::headers::{trim_ows, Headers, Method, Version};
 use crate::limits::Limits;
+use memchr::memchr;
 use std::rc::Rc;
 use thiserror::Error;
 
@@ -271,18 +272,12 @@ pub(crate) struct Parser {
 }
 
 impl Parser {
-    #[cfg(test)]
+    /// A decoder with no buffer yet; [`reset`](Self::reset) makes a used
+    /// one as good as this.
     pub(crate) fn new(limits: Rc<Limits>) -> Self {
-        Self::with_buffer(limits, Vec::new())
-    }
-
-    /// A decoder that reads into `buf`: what it holds is dropped, its
-    /// room is reused.
-    pub(crate) fn with_buffer(limits: Rc<Limits>, mut buf: Vec<u8>) -> Self {
-        buf.clear();
         Parser {
             limits,
-            buf,
+            buf: Vec::new(),
             pos: 0,
             scanned: 0,
             line_end: None,
@@ -488,21 +483,28 @@ impl Parser {
         self.pos = end;
         self.scanned = end;
         self.line_end = None;
-        let mut head = self
-            .spare
-            .take()
-            .unwrap_or_else(|| Box::new(RequestHead::blank()));
+        let mut head = self.head_to_fill();
         match parse_head(&self.buf[start..end], &self.limits, &mut head) {
-            Ok(()) => {
-                self.state = match head.body {
-                    BodyLength::Empty => State::Length { remaining: 0 },
-                    BodyLength::Length(n) => State::Length { remaining: n },
-                    BodyLength::Chunked => State::ChunkSize,
-                };
-                Some(Step::Head(head))
-            }
+            Ok(()) => Some(self.body_of(head)),
             Err(e) => self.error(e),
         }
+    }
+
+    /// The spare head to decode into, or a new one.
+    fn head_to_fill(&mut self) -> Box<RequestHead> {
+        self.spare
+            .take()
+            .unwrap_or_else(|| Box::new(RequestHead::blank()))
+    }
+
+    /// After `head` was read: its body comes next, as it is framed.
+    fn body_of(&mut self, head: Box<RequestHead>) -> Step {
+        self.state = match head.body {
+            BodyLength::Empty => State::Length { remaining: 0 },
+            BodyLength::Length(n) => State::Length { remaining: n },
+            BodyLength::Chunked => State::ChunkSize,
+        };
+        Step::Head(head)
     }
 
     /// Decodes a head that is already whole in the buffer, in one pass;
@@ -510,11 +512,8 @@ impl Parser {
     /// follows then finds its end, or the error, as it would for a head
     /// that came in pieces).
     fn whole_head(&mut self) -> Option<Step> {
+        let mut head = self.head_to_fill();
         let raw = &self.buf[self.pos..];
-        let mut head = self
-            .spare
-            .take()
-            .unwrap_or_else(|| Box::new(RequestHead::blank()));
         let n = match decode_head(raw, &self.limits, &mut head) {
             Ok(Some(n)) => n,
             _ => {
@@ -522,7 +521,7 @@ impl Parser {
                 return None;
             }
         };
-        let line = memchr::memchr(b'\n', &raw[..n]).unwrap_or(n);
+        let line = memchr(b'\n', &raw[..n]).unwrap_or(n);
         if line > self.limits.max_request_line {
             return self.error(ParseError::RequestLineTooLong);
         }
@@ -531,12 +530,7 @@ impl Parser {
         }
         self.pos += n;
         self.scanned = self.pos;
-        self.state = match head.body {
-            BodyLength::Empty => State::Length { remaining: 0 },
-            BodyLength::Length(n) => State::Length { remaining: n },
-            BodyLength::Chunked => State::ChunkSize,
-        };
-        Some(Step::Head(head))
+        Some(self.body_of(head))
     }
 
     fn chunk_size(&mut self) -> Option<Step> {
@@ -613,10 +607,6 @@ impl Parser {
             Err(e) => self.error(e),
         }
     }
-}
-
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    memchr::memchr(needle, hay)
 }
 
 /// The index just past the first empty line (`\n\n` or `\n\r\n`) that
