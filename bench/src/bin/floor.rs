@@ -12,6 +12,12 @@
 //! system calls one makes. A target below the floor's ratio cannot be
 //! met by any server on the same system calls.
 //!
+//! `--read-size` sets how much each read asks for (16 KiB, as torsion's
+//! read buffer, unless told). Where the load's core is the limit, as in
+//! echo streaming, the read size decides how much of the load's kernel
+//! work a server takes on (see BENCHMARKS.md), and the floor at two read
+//! sizes shows it apart from any server's own work.
+//!
 //! One thread, mio edge-triggered; listens on 127.0.0.1 only.
 
 use clap::{Parser, ValueEnum};
@@ -36,6 +42,10 @@ struct Args {
     listen: SocketAddr,
     #[arg(long, value_enum, default_value = "echo")]
     mode: Mode,
+    /// Bytes asked of each read: torsion's read buffer by default; Tokio's
+    /// echo reads 8 KiB.
+    #[arg(long, default_value_t = 16 * 1024)]
+    read_size: usize,
 }
 
 const LISTENER: Token = Token(usize::MAX);
@@ -171,7 +181,7 @@ fn main() -> io::Result<()> {
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
     let mut events = Events::with_capacity(1024);
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = vec![0u8; args.read_size.max(1)];
     let mut response = Response::new();
     let mut out = Vec::new();
     loop {
