@@ -18,19 +18,19 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 
 need() { command -v "$1" >/dev/null 2>&1; }
-if ! need wrk || ! need nginx || ! need taskset; then
-    echo "== installing wrk, nginx, util-linux (taskset)" >&2
+if ! need wrk || ! need nginx || ! need taskset || ! need openssl; then
+    echo "== installing wrk, nginx, util-linux (taskset), openssl (a certificate for HTTPS)" >&2
     if [ "$(id -u)" = 0 ] && need apt-get; then
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq >/dev/null
-        apt-get install -y -qq wrk nginx-light util-linux >/dev/null ||
-            apt-get install -y -qq wrk nginx util-linux >/dev/null ||
-            echo "warning: could not install wrk/nginx; those scenarios will be skipped" >&2
+        apt-get install -y -qq wrk nginx-light util-linux openssl >/dev/null ||
+            apt-get install -y -qq wrk nginx util-linux openssl >/dev/null ||
+            echo "warning: could not install wrk/nginx/openssl; those scenarios will be skipped" >&2
         # Debian starts the packaged nginx service on install where it can;
         # the bench runs its own, on 127.0.0.1 only.
         if need service; then service nginx stop >/dev/null 2>&1 || true; fi
     else
-        echo "warning: wrk/nginx missing and cannot apt-get install them; those scenarios will be skipped" >&2
+        echo "warning: wrk/nginx/openssl missing and cannot apt-get install them; those scenarios will be skipped" >&2
     fi
 fi
 

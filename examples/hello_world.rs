@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --example hello_world                      # tcp:8080 on 127.0.0.1
 //! cargo run --example hello_world -- --listen tcp:9000
+//! cargo run --example hello_world -- --listen ssl:8443:privateKey=key.pem:certKey=cert.pem
 //! curl -i http://127.0.0.1:8080/
 //! ```
 
@@ -43,7 +44,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let site = Site::new(Rc::new(Hello));
     let port = endpoints::server(&reactor, &args.listen)?.listen(site.factory(&reactor))?;
-    println!("serving Hello, World! on http://{}/", port.address());
+    // `ssl:` endpoints speak TLS (see `torsion::endpoints`).
+    let scheme = if args.listen.starts_with("ssl:") {
+        "https"
+    } else {
+        "http"
+    };
+    println!("serving Hello, World! on {scheme}://{}/", port.address());
 
     reactor.run()?;
     Ok(())

@@ -48,7 +48,7 @@ struct Args {
     #[arg(long, default_value_t = 19_000)]
     idle: usize,
     /// Only these scenarios (comma-separated): echo-pingpong, echo-stream,
-    /// chat-fanout, idle-echo, idle-http, http-hello, static-4k,
+    /// chat-fanout, idle-echo, idle-http, http-hello, https-hello, static-4k,
     /// static-1g, timers, workers.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -89,6 +89,8 @@ enum Load {
         path: String,
         threads: usize,
         pipeline: usize,
+        /// `https://` (the server's certificate is not checked).
+        tls: bool,
     },
     /// No server: run the program itself pinned to CPU 0.
     InProcess(String, Vec<String>),
@@ -316,6 +318,7 @@ impl Env {
                 path,
                 threads,
                 pipeline,
+                tls,
             } => {
                 let mut v = vec![
                     "wrk".into(),
@@ -334,7 +337,8 @@ impl Env {
                         v.push(script.display().to_string());
                     }
                 }
-                v.push(format!("http://127.0.0.1:{port}{path}"));
+                let scheme = if *tls { "https" } else { "http" };
+                v.push(format!("{scheme}://127.0.0.1:{port}{path}"));
                 v
             }
         }
@@ -470,6 +474,33 @@ fn make_files(dir: &Path, big: bool) -> std::io::Result<()> {
         f.flush()?;
     }
     Ok(())
+}
+
+/// Makes `tls/key.pem` and `tls/cert.pem` in `dir`: a P-256 key and a
+/// self-signed certificate for `localhost`, with the `openssl` command.
+fn make_tls_files(dir: &Path) -> Result<(), String> {
+    let tls = dir.join("tls");
+    fs::create_dir_all(&tls).map_err(|e| e.to_string())?;
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout"])
+        .arg(tls.join("key.pem"))
+        .arg("-out")
+        .arg(tls.join("cert.pem"))
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
 }
 
 /// nginx with one worker, access log off, sendfile on, serving `{dir}/www`
@@ -647,6 +678,7 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
     let nginx = nginx_server(&env.scratch);
     let have_nginx = Command::new("nginx").arg("-v").output().is_ok();
     let have_wrk = Command::new("wrk").arg("--version").output().is_ok();
+    let have_openssl = Command::new("openssl").arg("version").output().is_ok();
 
     let mut out = Vec::new();
     let mut add = |mut sc: Scenario, need: Vec<(bool, String)>| {
@@ -848,6 +880,7 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
                 path: "/".into(),
                 threads: 1,
                 pipeline: 1,
+                tls: false,
             },
             primary: Primary {
                 key: "req_per_s",
@@ -864,7 +897,65 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
             skipped: vec![],
             cpus: APART,
         },
-        vec![need_hello, (have_wrk, "wrk is not installed".into())],
+        vec![
+            need_hello.clone(),
+            (have_wrk, "wrk is not installed".into()),
+        ],
+    );
+    // TLS 1.3 on both sides with rustls and ring; the key and certificate
+    // are made for the run (see `make_tls_files`).
+    let key = "{dir}/tls/key.pem";
+    let cert = "{dir}/tls/cert.pem";
+    add(
+        Scenario {
+            id: "https-hello",
+            title: "HTTPS hello world, keep-alive, wrk -c100 (TLS 1.3, rustls with ring)".into(),
+            load: Load::Wrk {
+                connections: 100,
+                path: "/".into(),
+                threads: 1,
+                pipeline: 1,
+                tls: true,
+            },
+            primary: Primary {
+                key: "req_per_s",
+                unit: "req/s",
+                higher_is_better: true,
+            },
+            op: "request",
+            servers: vec![
+                Server {
+                    name: "torsion hello_world (ssl:)".into(),
+                    argv: vec![
+                        hello.display().to_string(),
+                        "--listen".into(),
+                        format!("ssl:{{port}}:privateKey={key}:certKey={cert}:interface=127.0.0.1"),
+                    ],
+                },
+                Server {
+                    name: "hyper hello + tokio-rustls (current-thread)".into(),
+                    argv: vec![
+                        b("hyper-hello"),
+                        "--listen".into(),
+                        "127.0.0.1:{port}".into(),
+                        "--tls-cert".into(),
+                        cert.into(),
+                        "--tls-key".into(),
+                        key.into(),
+                    ],
+                },
+            ],
+            skipped: vec![],
+            cpus: APART,
+        },
+        vec![
+            need_hello,
+            (have_wrk, "wrk is not installed".into()),
+            (
+                have_openssl,
+                "openssl (to make the certificate) is not installed".into(),
+            ),
+        ],
     );
     let web_servers = |w: &Option<Server>| match w {
         Some(w) => vec![w.clone(), nginx.clone()],
@@ -879,6 +970,7 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
                 path: "/small.bin".into(),
                 threads: 1,
                 pipeline: 1,
+                tls: false,
             },
             primary: Primary {
                 key: "req_per_s",
@@ -1111,6 +1203,15 @@ fn main() {
         );
         if let Err(e) = make_files(&scratch, big) {
             eprintln!("bench-runner: cannot write the static files: {e}");
+        }
+    }
+
+    if selected
+        .iter()
+        .any(|s| s.id == "https-hello" && !s.servers.is_empty())
+    {
+        if let Err(e) = make_tls_files(&scratch) {
+            eprintln!("bench-runner: cannot make the TLS key and certificate: {e}");
         }
     }
 
