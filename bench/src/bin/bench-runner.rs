@@ -105,6 +105,13 @@ struct Primary {
     higher_is_better: bool,
 }
 
+/// Requests per second, as wrk counts them.
+const REQUESTS: Primary = Primary {
+    key: "req_per_s",
+    unit: "req/s",
+    higher_is_better: true,
+};
+
 #[derive(Clone, Debug)]
 struct Scenario {
     id: &'static str,
@@ -631,6 +638,14 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
             "127.0.0.1:{port}".into(),
         ],
     };
+    // wrk's keep-alive load: 100 connections on one thread.
+    let wrk = |path: &str, tls: bool| Load::Wrk {
+        connections: 100,
+        path: path.into(),
+        threads: 1,
+        pipeline: 1,
+        tls,
+    };
     // The echo floor reading `kib` KiB at a time.
     let floor_reads = |kib: usize| {
         let mut f = floor("echo");
@@ -875,18 +890,8 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
         Scenario {
             id: "http-hello",
             title: "HTTP hello world, keep-alive, wrk -c100".into(),
-            load: Load::Wrk {
-                connections: 100,
-                path: "/".into(),
-                threads: 1,
-                pipeline: 1,
-                tls: false,
-            },
-            primary: Primary {
-                key: "req_per_s",
-                unit: "req/s",
-                higher_is_better: true,
-            },
+            load: wrk("/", false),
+            primary: REQUESTS,
             op: "request",
             servers: vec![
                 torsion_hello,
@@ -910,18 +915,8 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
         Scenario {
             id: "https-hello",
             title: "HTTPS hello world, keep-alive, wrk -c100 (TLS 1.3, rustls with ring)".into(),
-            load: Load::Wrk {
-                connections: 100,
-                path: "/".into(),
-                threads: 1,
-                pipeline: 1,
-                tls: true,
-            },
-            primary: Primary {
-                key: "req_per_s",
-                unit: "req/s",
-                higher_is_better: true,
-            },
+            load: wrk("/", true),
+            primary: REQUESTS,
             op: "request",
             servers: vec![
                 Server {
@@ -965,18 +960,8 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
         Scenario {
             id: "static-4k",
             title: "Static 4 KiB file, keep-alive, wrk -c100".into(),
-            load: Load::Wrk {
-                connections: 100,
-                path: "/small.bin".into(),
-                threads: 1,
-                pipeline: 1,
-                tls: false,
-            },
-            primary: Primary {
-                key: "req_per_s",
-                unit: "req/s",
-                higher_is_better: true,
-            },
+            load: wrk("/small.bin", false),
+            primary: REQUESTS,
             op: "request",
             servers: web_servers(&web),
             skipped: vec![],
