@@ -48,7 +48,8 @@ struct Args {
     #[arg(long, default_value_t = 19_000)]
     idle: usize,
     /// Only these scenarios (comma-separated): echo-pingpong, echo-stream,
-    /// chat-fanout, idle-echo, idle-http, http-hello, https-hello, static-4k,
+    /// chat-fanout, idle-echo, idle-http, idle-https, http-hello,
+    /// https-hello, static-4k,
     /// static-1g, timers, workers.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -145,6 +146,9 @@ const APART: Cpus = Cpus {
 /// price of the system calls alone, so a row of it shows how far below any
 /// real server a target lies.
 const FLOOR: &str = "floor: system calls only";
+
+/// Idle TLS connections to hold at most (see the `idle-https` scenario).
+const IDLE_TLS: usize = 5_000;
 
 /// One run's figures.
 type Figures = BTreeMap<String, f64>;
@@ -849,6 +853,61 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
         },
         vec![have_torsion.clone()],
     );
+    // TLS 1.3 on both sides with rustls and ring; the key and certificate
+    // are made for the run (see `make_tls_files`).
+    let key = "{dir}/tls/key.pem";
+    let cert = "{dir}/tls/cert.pem";
+    let tls_servers = vec![
+        Server {
+            name: "torsion hello_world (ssl:)".into(),
+            argv: vec![
+                hello.display().to_string(),
+                "--listen".into(),
+                format!("ssl:{{port}}:privateKey={key}:certKey={cert}:interface=127.0.0.1"),
+            ],
+        },
+        Server {
+            name: "hyper hello + tokio-rustls (current-thread)".into(),
+            argv: vec![
+                b("hyper-hello"),
+                "--listen".into(),
+                "127.0.0.1:{port}".into(),
+                "--tls-cert".into(),
+                cert.into(),
+                "--tls-key".into(),
+                key.into(),
+            ],
+        },
+    ];
+    // Fewer than the plain scenarios: every one costs a handshake, and the
+    // load holds a rustls client per connection.
+    let idle_tls = env.args.idle.min(IDLE_TLS);
+    let idle_https = Scenario {
+        id: "idle-https",
+        title: format!("Idle HTTPS keep-alive connections ({idle_tls} held)"),
+        load: Load::Bin(
+            "idle-conns".into(),
+            s(&[
+                "--addr",
+                "127.0.0.1:{port}",
+                "--pid",
+                "{pid}",
+                "-n",
+                &idle_tls.to_string(),
+                "--kind",
+                "https",
+            ]),
+        ),
+        primary: Primary {
+            key: "bytes_per_conn",
+            unit: "B/conn RSS",
+            higher_is_better: false,
+        },
+        op: "connection",
+        servers: tls_servers.clone(),
+        skipped: vec![],
+        cpus: APART,
+    };
     let idle_http = Scenario {
         id: "idle-http",
         title: format!("Idle HTTP keep-alive connections ({} held)", env.args.idle),
@@ -887,6 +946,16 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
     );
     add(idle_http, vec![need_hello.clone()]);
     add(
+        idle_https,
+        vec![
+            need_hello.clone(),
+            (
+                have_openssl,
+                "openssl (to make the certificate) is not installed".into(),
+            ),
+        ],
+    );
+    add(
         Scenario {
             id: "http-hello",
             title: "HTTP hello world, keep-alive, wrk -c100".into(),
@@ -907,10 +976,6 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
             (have_wrk, "wrk is not installed".into()),
         ],
     );
-    // TLS 1.3 on both sides with rustls and ring; the key and certificate
-    // are made for the run (see `make_tls_files`).
-    let key = "{dir}/tls/key.pem";
-    let cert = "{dir}/tls/cert.pem";
     add(
         Scenario {
             id: "https-hello",
@@ -918,28 +983,7 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
             load: wrk("/", true),
             primary: REQUESTS,
             op: "request",
-            servers: vec![
-                Server {
-                    name: "torsion hello_world (ssl:)".into(),
-                    argv: vec![
-                        hello.display().to_string(),
-                        "--listen".into(),
-                        format!("ssl:{{port}}:privateKey={key}:certKey={cert}:interface=127.0.0.1"),
-                    ],
-                },
-                Server {
-                    name: "hyper hello + tokio-rustls (current-thread)".into(),
-                    argv: vec![
-                        b("hyper-hello"),
-                        "--listen".into(),
-                        "127.0.0.1:{port}".into(),
-                        "--tls-cert".into(),
-                        cert.into(),
-                        "--tls-key".into(),
-                        key.into(),
-                    ],
-                },
-            ],
+            servers: tls_servers,
             skipped: vec![],
             cpus: APART,
         },
@@ -1191,10 +1235,8 @@ fn main() {
         }
     }
 
-    if selected
-        .iter()
-        .any(|s| s.id == "https-hello" && !s.servers.is_empty())
-    {
+    let uses_tls = |s: &Scenario| s.id.contains("https") && !s.servers.is_empty();
+    if selected.iter().any(uses_tls) {
         if let Err(e) = make_tls_files(&scratch) {
             eprintln!("bench-runner: cannot make the TLS key and certificate: {e}");
         }

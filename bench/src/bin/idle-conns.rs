@@ -9,6 +9,8 @@
 //! * `echo`: a connection is idle as soon as it is accepted.
 //! * `http`: each connection first makes one keep-alive `GET` and reads the
 //!   whole response, then idles — an idle HTTP keep-alive connection.
+//! * `https`: the same over TLS (rustls with ring; the server's
+//!   certificate is not checked: the bench makes its own for the run).
 //!
 //! Procedure: one warm-up connection (so one-time allocations such as a
 //! shared read buffer are not charged to the rest), the server's RSS, N
@@ -20,6 +22,7 @@ use clap::{Parser, ValueEnum};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use torsion_bench::{procfs, report};
 
@@ -29,6 +32,108 @@ enum Kind {
     Echo,
     /// One keep-alive GET, then silence.
     Http,
+    /// A TLS handshake and one keep-alive GET, then silence.
+    Https,
+}
+
+/// A connection held idle: the socket, or the TLS session over it. Never
+/// read again: holding it keeps the connection open until the program
+/// exits.
+#[allow(dead_code)]
+enum Held {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+/// Takes any certificate: the server is the bench's own, on loopback, with
+/// a certificate made for the run. Signatures are still checked, so the
+/// handshake does all of its work.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The client side of `https`.
+fn tls_config() -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// Connects from 127.0.0.`src` and, as `kind` asks, makes the one exchange.
+fn open(
+    kind: Kind,
+    src: u8,
+    to: SocketAddr,
+    tls: &Arc<rustls::ClientConfig>,
+    request: &[u8],
+    buf: &mut [u8],
+) -> std::io::Result<Held> {
+    let mut s = connect_from(src, to)?;
+    match kind {
+        Kind::Echo => Ok(Held::Plain(s)),
+        Kind::Http => {
+            http_exchange(&mut s, request, buf)?;
+            Ok(Held::Plain(s))
+        }
+        Kind::Https => {
+            let name =
+                rustls_pki_types::ServerName::try_from("localhost").expect("a valid server name");
+            let conn =
+                rustls::ClientConnection::new(tls.clone(), name).map_err(std::io::Error::other)?;
+            let mut t = rustls::StreamOwned::new(conn, s);
+            http_exchange(&mut t, request, buf)?;
+            Ok(Held::Tls(Box::new(t)))
+        }
+    }
 }
 
 /// Measures the server's RSS growth per idle connection. Prints one
@@ -65,8 +170,12 @@ fn connect_from(src: u8, to: SocketAddr) -> std::io::Result<TcpStream> {
     Ok(s.into())
 }
 
+/// A byte stream, plain or TLS.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
 /// Sends one GET and reads the response through its body.
-fn http_exchange(s: &mut TcpStream, request: &[u8], buf: &mut [u8]) -> std::io::Result<()> {
+fn http_exchange(s: &mut impl ReadWrite, request: &[u8], buf: &mut [u8]) -> std::io::Result<()> {
     s.write_all(request)?;
     let mut have = 0;
     loop {
@@ -104,13 +213,16 @@ fn main() -> std::io::Result<()> {
     let mut buf = vec![0u8; 64 * 1024];
     let sources = args.sources.max(1);
 
-    let mut warm = connect_from(2, args.addr)?;
-    if args.kind == Kind::Http {
-        http_exchange(&mut warm, &request, &mut buf)?;
-    } else {
-        warm.write_all(b"warm-up")?;
-        warm.read_exact(&mut buf[..7])?;
-    }
+    let tls = tls_config();
+    let warm = match args.kind {
+        Kind::Echo => {
+            let mut warm = connect_from(2, args.addr)?;
+            warm.write_all(b"warm-up")?;
+            warm.read_exact(&mut buf[..7])?;
+            Held::Plain(warm)
+        }
+        kind => open(kind, 2, args.addr, &tls, &request, &mut buf)?,
+    };
     std::thread::sleep(Duration::from_millis(300));
     let fds_before = procfs::open_fds(args.pid)?;
     let rss_before = procfs::rss_kib(args.pid)?;
@@ -122,20 +234,13 @@ fn main() -> std::io::Result<()> {
             break;
         }
         let src = 2 + (i % sources as usize) as u8;
-        let mut s = match connect_from(src, args.addr) {
-            Ok(s) => s,
+        match open(args.kind, src, args.addr, &tls, &request, &mut buf) {
+            Ok(s) => conns.push(s),
             Err(e) => {
                 eprintln!("idle-conns: connection {i} failed: {e}");
                 break;
             }
-        };
-        if args.kind == Kind::Http {
-            if let Err(e) = http_exchange(&mut s, &request, &mut buf) {
-                eprintln!("idle-conns: request on connection {i} failed: {e}");
-                break;
-            }
         }
-        conns.push(s);
     }
     let connect_secs = started.elapsed().as_secs_f64();
     let held = conns.len();
