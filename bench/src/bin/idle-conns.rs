@@ -99,12 +99,14 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 /// The client side of `https`.
 fn tls_config() -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions")
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
         .with_no_client_auth();
+    // Every connection a full handshake: no session is resumed.
+    config.resumption = rustls::client::Resumption::disabled();
     Arc::new(config)
 }
 
