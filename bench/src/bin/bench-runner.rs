@@ -106,6 +106,13 @@ struct Primary {
     higher_is_better: bool,
 }
 
+/// The server's RSS growth per idle connection, as idle-conns measures it.
+const RSS_PER_CONNECTION: Primary = Primary {
+    key: "bytes_per_conn",
+    unit: "B/conn RSS",
+    higher_is_better: false,
+};
+
 /// Requests per second, as wrk counts them.
 const REQUESTS: Primary = Primary {
     key: "req_per_s",
@@ -642,6 +649,24 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
             "127.0.0.1:{port}".into(),
         ],
     };
+    // idle-conns holding `count` connections of `kind` (the run's
+    // `--idle` unless given).
+    let idle = |count: Option<usize>, kind: &str| {
+        let count = count.map_or_else(|| "{idle}".to_string(), |n| n.to_string());
+        Load::Bin(
+            "idle-conns".into(),
+            s(&[
+                "--addr",
+                "127.0.0.1:{port}",
+                "--pid",
+                "{pid}",
+                "-n",
+                &count,
+                "--kind",
+                kind,
+            ]),
+        )
+    };
     // wrk's keep-alive load: 100 connections on one thread.
     let wrk = |path: &str, tls: bool| Load::Wrk {
         connections: 100,
@@ -828,24 +853,8 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
         Scenario {
             id: "idle-echo",
             title: format!("Idle echo connections ({} held)", env.args.idle),
-            load: Load::Bin(
-                "idle-conns".into(),
-                s(&[
-                    "--addr",
-                    "127.0.0.1:{port}",
-                    "--pid",
-                    "{pid}",
-                    "-n",
-                    "{idle}",
-                    "--kind",
-                    "echo",
-                ]),
-            ),
-            primary: Primary {
-                key: "bytes_per_conn",
-                unit: "B/conn RSS",
-                higher_is_better: false,
-            },
+            load: idle(None, "echo"),
+            primary: RSS_PER_CONNECTION,
             op: "connection",
             servers: vec![torsion_echo.clone(), tokio("tokio-echo", 1, "Tokio echo")],
             skipped: vec![],
@@ -885,24 +894,8 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
     let idle_https = Scenario {
         id: "idle-https",
         title: format!("Idle HTTPS keep-alive connections ({idle_tls} held)"),
-        load: Load::Bin(
-            "idle-conns".into(),
-            s(&[
-                "--addr",
-                "127.0.0.1:{port}",
-                "--pid",
-                "{pid}",
-                "-n",
-                &idle_tls.to_string(),
-                "--kind",
-                "https",
-            ]),
-        ),
-        primary: Primary {
-            key: "bytes_per_conn",
-            unit: "B/conn RSS",
-            higher_is_better: false,
-        },
+        load: idle(Some(idle_tls), "https"),
+        primary: RSS_PER_CONNECTION,
         op: "connection (handshake and one GET)",
         servers: tls_servers.clone(),
         skipped: vec![],
@@ -911,24 +904,8 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
     let idle_http = Scenario {
         id: "idle-http",
         title: format!("Idle HTTP keep-alive connections ({} held)", env.args.idle),
-        load: Load::Bin(
-            "idle-conns".into(),
-            s(&[
-                "--addr",
-                "127.0.0.1:{port}",
-                "--pid",
-                "{pid}",
-                "-n",
-                "{idle}",
-                "--kind",
-                "http",
-            ]),
-        ),
-        primary: Primary {
-            key: "bytes_per_conn",
-            unit: "B/conn RSS",
-            higher_is_better: false,
-        },
+        load: idle(None, "http"),
+        primary: RSS_PER_CONNECTION,
         op: "connection",
         servers: vec![
             torsion_hello.clone(),
