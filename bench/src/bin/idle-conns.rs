@@ -166,6 +166,11 @@ struct Args {
 
 fn connect_from(src: u8, to: SocketAddr) -> std::io::Result<TcpStream> {
     let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    // Closed with a reset at exit, not a FIN: a FIN would leave every
+    // connection in TIME_WAIT for a minute, and the next runs' binds to
+    // port 0 then search past tens of thousands of them (minutes of
+    // kernel time over a full bench run).
+    s.set_linger(Some(Duration::ZERO))?;
     let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, src)), 0);
     s.bind(&from.into())?;
     s.connect(&to.into())?;
