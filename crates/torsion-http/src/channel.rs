@@ -16,7 +16,7 @@
 //! schedules that loop for the reactor's next step with `call_soon`, so a
 //! resource's callback is never re-entered by the next request.
 
-use crate::h1::{server_name, ConnConfig};
+use crate::h1::{server_field, ConnConfig};
 use crate::h1::{Event, Output, RequestHead, SendError, ServerConnection};
 use crate::request::{Parts, Request, RequestPool};
 use crate::site::Site;
@@ -117,7 +117,7 @@ impl HttpFactory {
         });
         let config = Rc::new(ConnConfig::new(
             Rc::new(site.get_limits().clone()),
-            site.server().and_then(server_name),
+            site.server().and_then(server_field),
         ));
         HttpFactory {
             shared: Rc::new(FactoryShared {
@@ -527,6 +527,7 @@ impl ChannelShared {
             }
             return;
         };
+        let at = self.factory.since_epoch(deadline);
         if let Some(call) = timer {
             // A timer due at or before the deadline stays as it is: if it
             // fires early, `on_timeout` finds nothing due and arms it
@@ -534,7 +535,6 @@ impl ChannelShared {
             // whose idle deadline moves later with every request, so
             // never touches the timer queue.
             let due = self.timer_due.get();
-            let at = self.factory.since_epoch(deadline);
             if due <= at || due - at <= TIMER_SLACK_NS {
                 self.timer.set(Some(call));
                 return;
@@ -553,7 +553,7 @@ impl ChannelShared {
                 c.on_timeout();
             }
         });
-        self.timer_due.set(self.factory.since_epoch(deadline));
+        self.timer_due.set(at);
         self.timer.set(Some(call));
     }
 

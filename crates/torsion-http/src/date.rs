@@ -30,10 +30,6 @@ thread_local! {
 /// only when `now` leaves the second the cache was made in (or an instant
 /// from another clock, a test's, falls outside it).
 pub(crate) fn push_date_field(buf: &mut Vec<u8>, now: Instant) {
-    with_date_field(now, |field| buf.extend_from_slice(field));
-}
-
-fn with_date_field(now: Instant, f: impl FnOnce(&[u8; FIELD_LEN])) {
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         let fresh = c.as_ref().is_some_and(|c| c.from <= now && now < c.until);
@@ -54,7 +50,7 @@ fn with_date_field(now: Instant, f: impl FnOnce(&[u8; FIELD_LEN])) {
             });
         }
         if let Some(c) = c.as_ref() {
-            f(&c.field);
+            buf.extend_from_slice(&c.field);
         }
     })
 }

@@ -267,10 +267,11 @@ const SPARE_MAX: usize = 64;
 const SPARE_BUFFER_MAX: usize = 4096;
 
 impl ConnConfig {
-    pub(crate) fn new(limits: Rc<Limits>, server: Option<Rc<str>>) -> Self {
+    /// `server` is the `Server` field ready to copy ([`server_field`]).
+    pub(crate) fn new(limits: Rc<Limits>, server: Option<Rc<[u8]>>) -> Self {
         ConnConfig {
             limits,
-            server: server.map(|name| server_field(&name)),
+            server,
             spare: RefCell::new(Vec::new()),
         }
     }
@@ -295,11 +296,7 @@ impl ConnConfig {
 impl Clone for ConnConfig {
     /// The same limits and name; no spare state.
     fn clone(&self) -> Self {
-        ConnConfig {
-            limits: self.limits.clone(),
-            server: self.server.clone(),
-            spare: RefCell::new(Vec::new()),
-        }
+        ConnConfig::new(self.limits.clone(), self.server.clone())
     }
 }
 
@@ -432,7 +429,7 @@ impl ServerConnection {
     /// Adds `Server: name` to responses that do not set one.
     pub fn with_server(mut self, name: impl Into<String>) -> Self {
         let name = name.into();
-        Rc::make_mut(&mut self.config).server = server_name(&name).map(|n| server_field(&n));
+        Rc::make_mut(&mut self.config).server = server_field(&name);
         self
     }
 
@@ -1119,11 +1116,6 @@ impl WithHead<'_> {
     }
 }
 
-/// `Server: name\r\n`.
-fn server_field(name: &str) -> Rc<[u8]> {
-    format!("Server: {name}\r\n").into_bytes().into()
-}
-
 /// The whole status line of the commonest statuses with their standard
 /// reasons, ready to copy.
 fn status_line(status: u16) -> Option<&'static [u8]> {
@@ -1142,10 +1134,10 @@ fn status_line(status: u16) -> Option<&'static [u8]> {
     })
 }
 
-/// A `Server` value as [`ServerConnection::with_server`] takes it: `None`
-/// if it is not a valid field value.
-pub(crate) fn server_name(name: &str) -> Option<Rc<str>> {
-    is_field_value(name.as_bytes()).then(|| Rc::from(name))
+/// The `Server: name\r\n` field for `name`, ready to copy into heads:
+/// `None` if `name` is not a valid field value.
+pub(crate) fn server_field(name: &str) -> Option<Rc<[u8]>> {
+    is_field_value(name.as_bytes()).then(|| format!("Server: {name}\r\n").into_bytes().into())
 }
 
 /// `HTTP/1.1 NNN \r\n` without the reason.

@@ -45,7 +45,7 @@ mod conn;
 mod parse;
 mod response;
 
-pub(crate) use conn::{server_name, ConnConfig};
+pub(crate) use conn::{server_field, ConnConfig};
 pub use conn::{Event, Framing, SendError, ServerConnection};
 pub use parse::{BodyLength, ParseError, RequestHead};
 pub use response::{reason_phrase, Output, ResponseHead};

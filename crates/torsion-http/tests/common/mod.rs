@@ -187,7 +187,6 @@ impl Harness {
     }
 }
 
-/// Turns a real reactor until `cond` holds; panics after 20 s of real time.
 /// Serves `site` on 127.0.0.1, on a port the kernel picks: its address.
 /// The listener stays with the reactor.
 pub fn listen_site(reactor: &Reactor, site: &Site) -> std::net::SocketAddr {
@@ -200,6 +199,7 @@ pub fn listen_site(reactor: &Reactor, site: &Site) -> std::net::SocketAddr {
     port.address().socket_addr().unwrap()
 }
 
+/// Turns a real reactor until `cond` holds; panics after 20 s of real time.
 pub fn spin_until(reactor: &Reactor, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !cond() {
