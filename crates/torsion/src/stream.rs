@@ -1254,6 +1254,15 @@ mod tests {
         (t, streams(reactor).remove(0), client)
     }
 
+    /// Whether the connection's TCP socket is corked.
+    fn is_corked(conn: &StreamConn) -> bool {
+        let io = conn.io.borrow();
+        match io.socket.as_ref() {
+            Some(Socket::Tcp(s)) => rustix::net::sockopt::tcp_cork(s).unwrap(),
+            _ => panic!("not a TCP socket"),
+        }
+    }
+
     #[test]
     fn an_idle_connection_holds_no_buffer_even_after_its_first_events() {
         let reactor = Reactor::new().unwrap();
@@ -1292,11 +1301,7 @@ mod tests {
         let (t, conn, _client) = one_connection(&reactor);
         let err = t.send_file(&file, 5, CORK_FROM).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-        let io = conn.io.borrow();
-        let Some(Socket::Tcp(s)) = io.socket.as_ref() else {
-            panic!("not a TCP socket")
-        };
-        assert!(!rustix::net::sockopt::tcp_cork(s).unwrap(), "left corked");
+        assert!(!is_corked(&conn), "left corked");
         let _ = std::fs::remove_file(&path);
     }
 
@@ -1307,13 +1312,7 @@ mod tests {
         let file = std::fs::File::open(&path).unwrap();
         let reactor = Reactor::new().unwrap();
         let (t, conn, mut client) = one_connection(&reactor);
-        let corked = || {
-            let io = conn.io.borrow();
-            match io.socket.as_ref() {
-                Some(Socket::Tcp(s)) => rustix::net::sockopt::tcp_cork(s).unwrap(),
-                _ => panic!("not a TCP socket"),
-            }
-        };
+        let corked = || is_corked(&conn);
         // Nobody reads yet: the kernel pushes back part-way through.
         let first = t.send_file(&file, 0, 8 << 20).unwrap();
         assert!((CORK_FROM..8 << 20).contains(&first), "sent {first}");
