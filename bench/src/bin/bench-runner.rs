@@ -722,7 +722,10 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
     let nginx = nginx_server(&env.scratch);
     let have_nginx = Command::new("nginx").arg("-v").output().is_ok();
     let have_wrk = Command::new("wrk").arg("--version").output().is_ok();
-    let have_openssl = Command::new("openssl").arg("version").output().is_ok();
+    let need_openssl = (
+        Command::new("openssl").arg("version").output().is_ok(),
+        "openssl (to make the certificate) is not installed".to_string(),
+    );
 
     let mut out = Vec::new();
     let mut add = |mut sc: Scenario, need: Vec<(bool, String)>| {
@@ -922,16 +925,7 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
         ),
     );
     add(idle_http, vec![need_hello.clone()]);
-    add(
-        idle_https,
-        vec![
-            need_hello.clone(),
-            (
-                have_openssl,
-                "openssl (to make the certificate) is not installed".into(),
-            ),
-        ],
-    );
+    add(idle_https, vec![need_hello.clone(), need_openssl.clone()]);
     add(
         Scenario {
             id: "http-hello",
@@ -967,10 +961,7 @@ fn scenarios(env: &Env) -> Vec<Scenario> {
         vec![
             need_hello,
             (have_wrk, "wrk is not installed".into()),
-            (
-                have_openssl,
-                "openssl (to make the certificate) is not installed".into(),
-            ),
+            need_openssl.clone(),
         ],
     );
     let web_servers = |w: &Option<Server>| match w {

@@ -177,12 +177,12 @@ fn connect_from(src: u8, to: SocketAddr) -> std::io::Result<TcpStream> {
     Ok(s.into())
 }
 
-/// A byte stream, plain or TLS.
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
-
 /// Sends one GET and reads the response through its body.
-fn http_exchange(s: &mut impl ReadWrite, request: &[u8], buf: &mut [u8]) -> std::io::Result<()> {
+fn http_exchange(
+    s: &mut (impl Read + Write),
+    request: &[u8],
+    buf: &mut [u8],
+) -> std::io::Result<()> {
     s.write_all(request)?;
     let mut have = 0;
     loop {
