@@ -1116,22 +1116,25 @@ impl WithHead<'_> {
     }
 }
 
-/// The whole status line of the commonest statuses with their standard
-/// reasons, ready to copy.
-fn status_line(status: u16) -> Option<&'static [u8]> {
-    Some(match status {
-        200 => b"HTTP/1.1 200 OK\r\n",
-        204 => b"HTTP/1.1 204 No Content\r\n",
-        206 => b"HTTP/1.1 206 Partial Content\r\n",
-        301 => b"HTTP/1.1 301 Moved Permanently\r\n",
-        302 => b"HTTP/1.1 302 Found\r\n",
-        304 => b"HTTP/1.1 304 Not Modified\r\n",
-        400 => b"HTTP/1.1 400 Bad Request\r\n",
-        403 => b"HTTP/1.1 403 Forbidden\r\n",
-        404 => b"HTTP/1.1 404 Not Found\r\n",
-        500 => b"HTTP/1.1 500 Internal Server Error\r\n",
-        _ => return None,
+/// The statuses whose whole status line, with the standard reason, is
+/// made once and copied ([`status_line`]).
+const COMMON_STATUSES: [u16; 10] = [200, 204, 206, 301, 302, 304, 400, 403, 404, 500];
+
+/// `HTTP/1.1 NNN Reason\r\n` of each of [`COMMON_STATUSES`], from
+/// [`reason_phrase`].
+static STATUS_LINES: std::sync::LazyLock<[Box<[u8]>; 10]> = std::sync::LazyLock::new(|| {
+    COMMON_STATUSES.map(|status| {
+        format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status))
+            .into_bytes()
+            .into()
     })
+});
+
+/// The whole status line of a common status with its standard reason,
+/// ready to copy.
+fn status_line(status: u16) -> Option<&'static [u8]> {
+    let i = COMMON_STATUSES.iter().position(|&s| s == status)?;
+    Some(&STATUS_LINES[i])
 }
 
 /// The `Server: name\r\n` field for `name`, ready to copy into heads:
