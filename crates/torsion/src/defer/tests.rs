@@ -499,3 +499,120 @@ fn failure_reports_its_origin_and_chain_of_sources() {
     assert!(f.check::<std::io::Error>());
     assert!(!f.check::<Boom>());
 }
+
+// Cancellation, as Twisted's test_defer.py states it.
+
+#[test]
+fn a_canceller_that_does_not_fire_leaves_a_later_firing_an_error() {
+    // Twisted's test_simpleCanceller: only a Deferred with no canceller
+    // swallows the producer's late result.
+    let calls = Rc::new(std::cell::Cell::new(0));
+    let c = calls.clone();
+    let d = Deferred::<i32>::with_canceller(move |_| c.set(c.get() + 1));
+    let t = d.trigger();
+    let seen = log();
+    let s = seen.clone();
+    let d = d.add_errback(move |f| {
+        push(&s, format!("cancelled: {}", f.is_cancelled()));
+        Ok(0)
+    });
+    d.cancel();
+    assert_eq!(calls.get(), 1);
+    assert_eq!(*seen.borrow(), ["cancelled: true"]);
+    assert_eq!(t.callback(1), Err(FireError::AlreadyCalled));
+    assert_eq!(t.errback(Boom(1)), Err(FireError::AlreadyCalled));
+    let _ = d.add_callback(|_| ());
+}
+
+#[test]
+fn without_a_canceller_one_late_firing_is_swallowed_and_the_next_is_an_error() {
+    // Twisted's test_raisesAfterCancelAndCallback and ...AndErrback.
+    for late_errback in [false, true] {
+        let d = Deferred::<i32>::new();
+        let t = d.trigger();
+        let d = d.add_errback(|f| if f.is_cancelled() { Ok(0) } else { Err(f) });
+        d.cancel();
+        let first = if late_errback {
+            t.errback(Boom(1))
+        } else {
+            t.callback(1)
+        };
+        assert_eq!(first, Ok(()));
+        assert_eq!(t.callback(2), Err(FireError::AlreadyCalled));
+        assert_eq!(t.errback(Boom(2)), Err(FireError::AlreadyCalled));
+        let _ = d.add_callback(|_| ());
+    }
+}
+
+#[test]
+fn cancelling_twice_calls_the_canceller_once_and_changes_nothing() {
+    // Twisted's test_cancellerMultipleCancel and test_noCancellerMultipleCancel,
+    // and ...MultipleCancelsAfterCancelAndCallback.
+    let calls = Rc::new(std::cell::Cell::new(0));
+    let c = calls.clone();
+    let with = Deferred::<i32>::with_canceller(move |_| c.set(c.get() + 1));
+    let without = Deferred::<i32>::new();
+    let late = without.trigger();
+    for d in [with, without] {
+        let seen = log();
+        let s = seen.clone();
+        let d = d.add_errback(move |f| {
+            push(&s, format!("cancelled: {}", f.is_cancelled()));
+            Ok(0)
+        });
+        d.cancel();
+        d.cancel();
+        assert_eq!(*seen.borrow(), ["cancelled: true"]);
+        let _ = d.add_callback(|_| ());
+    }
+    assert_eq!(calls.get(), 1);
+    assert_eq!(late.callback(1), Ok(()), "the one late result is swallowed");
+}
+
+#[test]
+fn cancelling_after_firing_does_not_call_the_canceller() {
+    // Twisted's test_cancelAfterCallback and test_cancelAfterErrback.
+    for fail_it in [false, true] {
+        let calls = Rc::new(std::cell::Cell::new(0));
+        let c = calls.clone();
+        let d = Deferred::<&str>::with_canceller(move |t| {
+            c.set(c.get() + 1);
+            let _ = t.errback(Boom(0));
+        });
+        if fail_it {
+            d.errback(Boom(9)).unwrap();
+        } else {
+            d.callback("biff!").unwrap();
+        }
+        d.cancel();
+        assert_eq!(calls.get(), 0);
+        let seen = log();
+        let s = seen.clone();
+        let _ = d.add_both(move |r| {
+            push(
+                &s,
+                match r {
+                    Ok(v) => v.to_string(),
+                    Err(f) => f.to_string(),
+                },
+            );
+            Ok::<(), Failure>(())
+        });
+        let want = if fail_it { "boom 9" } else { "biff!" };
+        assert_eq!(*seen.borrow(), [want]);
+    }
+}
+
+#[test]
+fn a_canceller_that_errbacks_gives_its_own_failure() {
+    // Twisted's test_cancellerThatErrbacks.
+    let d = Deferred::<i32>::with_canceller(|t| t.errback(Boom(4)).unwrap());
+    let seen = log();
+    let s = seen.clone();
+    d.add_errback(move |f| {
+        push(&s, format!("{f} cancelled: {}", f.is_cancelled()));
+        Ok(0)
+    })
+    .cancel();
+    assert_eq!(*seen.borrow(), ["boom 4 cancelled: false"]);
+}
