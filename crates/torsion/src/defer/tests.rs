@@ -616,3 +616,193 @@ fn a_canceller_that_errbacks_gives_its_own_failure() {
     .cancel();
     assert_eq!(*seen.borrow(), ["boom 4 cancelled: false"]);
 }
+
+/// A Deferred whose canceller fires it with a value (Twisted's
+/// `fakeCallbackCanceller`).
+fn fires_when_cancelled() -> Deferred<&'static str> {
+    Deferred::with_canceller(|t| t.callback("Callback Result").unwrap())
+}
+
+/// What a Deferred holds now: `Some(Ok(..))`, `Some(Err(..))` or `None`
+/// if it has not fired. It takes the result, so a failure is handled.
+fn outcome<T: 'static>(d: Deferred<T>) -> Option<Result<T, Failure>> {
+    let got = Rc::new(RefCell::new(None));
+    let g = got.clone();
+    let _ = d.add_both(move |r| {
+        *g.borrow_mut() = Some(r);
+        Ok::<(), Failure>(())
+    });
+    let r = got.borrow_mut().take();
+    r
+}
+
+fn cancelled<T: 'static>(d: Deferred<T>) -> bool {
+    matches!(outcome(d), Some(Err(f)) if f.is_cancelled())
+}
+
+/// What a member of a list saw, in a log, before passing it on.
+fn describe<T: std::fmt::Display>(r: &Result<T, Failure>) -> String {
+    label(r, &r.as_ref().map_or(String::new(), T::to_string))
+}
+
+/// `describe` for an outcome whose value has nothing to show: `ok` stands
+/// for it.
+fn label<G>(r: &Result<G, Failure>, ok: &str) -> String {
+    match r {
+        Ok(_) => ok.into(),
+        Err(f) if f.is_cancelled() => "cancelled".into(),
+        Err(f) => f.to_string(),
+    }
+}
+
+/// A member for a list that logs the outcome it passes on (a Rust list
+/// takes the member's value, so it is watched before it goes in).
+fn watched(d: Deferred<&'static str>, name: &'static str, seen: &Log) -> Deferred<&'static str> {
+    let s = seen.clone();
+    d.add_both(move |r| {
+        push(&s, format!("{name}: {}", describe(&r)));
+        r
+    })
+}
+
+/// Two watched Deferreds not fired yet, and their triggers.
+fn two_pending(seen: &Log) -> (Vec<Deferred<&'static str>>, [Trigger<&'static str>; 2]) {
+    let (a, b) = (Deferred::new(), Deferred::new());
+    let triggers = [a.trigger(), b.trigger()];
+    (vec![watched(a, "a", seen), watched(b, "b", seen)], triggers)
+}
+
+#[test]
+fn cancelling_a_deferred_list_cancels_its_members() {
+    // Twisted's test_cancelDeferredList, ...WithFireOnOneCallback and
+    // ...WithFireOnOneErrback.
+    for (on_callback, on_errback) in [(false, false), (true, false), (false, true)] {
+        let seen = log();
+        let (members, _) = two_pending(&seen);
+        let list = DeferredList::new(members)
+            .fire_on_one_callback(on_callback)
+            .fire_on_one_errback(on_errback)
+            .into_deferred();
+        list.cancel();
+        assert_eq!(*seen.borrow(), ["a: cancelled", "b: cancelled"]);
+        match outcome(list) {
+            Some(Ok(ListResult::All(results))) if !on_errback => {
+                assert!(results
+                    .iter()
+                    .all(|r| r.as_ref().is_err_and(|f| f.is_cancelled())));
+            }
+            Some(Err(f)) if on_errback => {
+                let first = f.downcast_ref::<FirstError>().expect("a FirstError");
+                assert_eq!(first.index, 0);
+                assert!(first.failure.is_cancelled());
+            }
+            other => panic!("{on_callback} {on_errback}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_cancelled_deferred_list_fires_with_what_the_cancellers_gave() {
+    // Twisted's test_cancelDeferredListCallback.
+    let seen = log();
+    let members = vec![
+        watched(fires_when_cancelled(), "a", &seen),
+        watched(Deferred::new(), "b", &seen),
+    ];
+    let list = DeferredList::new(members).into_deferred();
+    list.cancel();
+    assert_eq!(*seen.borrow(), ["a: Callback Result", "b: cancelled"]);
+    let Some(Ok(ListResult::All(results))) = outcome(list) else {
+        panic!("the list fired with all results");
+    };
+    assert_eq!(results[0].as_ref().ok(), Some(&"Callback Result"));
+    assert!(results[1].as_ref().is_err_and(|f| f.is_cancelled()));
+
+    // ...WithFireOnOneCallbackAndDeferredCallback.
+    let seen = log();
+    let members = vec![fires_when_cancelled(), watched(Deferred::new(), "b", &seen)];
+    let list = DeferredList::new(members)
+        .fire_on_one_callback(true)
+        .into_deferred();
+    list.cancel();
+    assert_eq!(*seen.borrow(), ["b: cancelled"]);
+    assert!(matches!(
+        outcome(list),
+        Some(Ok(ListResult::First {
+            index: 0,
+            value: "Callback Result"
+        }))
+    ));
+
+    // ...WithFireOnOneErrbackAllDeferredsCallback.
+    let list = DeferredList::new(vec![fires_when_cancelled(), fires_when_cancelled()])
+        .fire_on_one_errback(true)
+        .into_deferred();
+    list.cancel();
+    let Some(Ok(ListResult::All(results))) = outcome(list) else {
+        panic!("the list fired with all results");
+    };
+    assert!(results
+        .iter()
+        .all(|r| r.as_ref().ok() == Some(&"Callback Result")));
+}
+
+#[test]
+fn cancelling_a_deferred_list_that_fired_on_one_leaves_the_others_alone() {
+    // Twisted's test_cancelFiredOnOneCallbackDeferredList and
+    // test_cancelFiredOnOneErrbackDeferredList.
+    for on_errback in [false, true] {
+        let seen = log();
+        let (members, [a, b]) = two_pending(&seen);
+        let list = DeferredList::new(members)
+            .fire_on_one_callback(!on_errback)
+            .fire_on_one_errback(on_errback)
+            .into_deferred();
+        if on_errback {
+            a.errback(Boom(1)).unwrap();
+        } else {
+            a.callback("first").unwrap();
+        }
+        list.cancel();
+        assert!(!b.called());
+        match outcome(list) {
+            Some(Ok(ListResult::First { index: 0, .. })) if !on_errback => {}
+            Some(Err(f)) if on_errback && f.check::<FirstError>() => {}
+            other => panic!("{on_errback}: {other:?}"),
+        }
+        b.callback("late").unwrap();
+        let a_saw = if on_errback { "a: boom 1" } else { "a: first" };
+        assert_eq!(*seen.borrow(), [a_saw, "b: late"]);
+    }
+}
+
+#[test]
+fn an_empty_deferred_list_fires_at_once_unless_it_waits_for_one_value() {
+    // Twisted's testEmptyDeferredList: with fireOnOneCallback an empty
+    // list never fires, as no value can ever arrive.
+    let all = DeferredList::<i32>::new(vec![]).into_deferred();
+    assert!(matches!(outcome(all), Some(Ok(ListResult::All(v))) if v.is_empty()));
+    let first = DeferredList::<i32>::new(vec![])
+        .fire_on_one_callback(true)
+        .into_deferred();
+    assert!(!first.called());
+    // It can still be cancelled, which fails it.
+    first.cancel();
+    assert!(cancelled(first));
+}
+
+#[test]
+fn cancelling_a_gather_cancels_its_members() {
+    // Twisted's test_cancelGatherResults.
+    let seen = log();
+    let (members, _) = two_pending(&seen);
+    let all = gather(members, true);
+    all.cancel();
+    assert_eq!(*seen.borrow(), ["a: cancelled", "b: cancelled"]);
+    assert!(cancelled(all));
+
+    // ...WithAllDeferredsCallback.
+    let all = gather(vec![fires_when_cancelled(), fires_when_cancelled()], false);
+    all.cancel();
+    assert!(matches!(outcome(all), Some(Ok(v)) if v == ["Callback Result"; 2]));
+}
