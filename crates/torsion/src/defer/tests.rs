@@ -806,3 +806,124 @@ fn cancelling_a_gather_cancels_its_members() {
     all.cancel();
     assert!(matches!(outcome(all), Some(Ok(v)) if v == ["Callback Result"; 2]));
 }
+
+// The lock and the semaphore.
+
+// Handing a lock or a semaphore place to the next waiter must not nest:
+// each `run` below finishes at once, so a recursive hand-over would go
+// a million frames deep.
+
+#[test]
+fn a_million_lock_waiters_are_handed_the_lock_without_overflowing_the_stack() {
+    const WAITERS: usize = 1_000_000;
+    let lock = DeferredLock::new();
+    let guard = Rc::new(RefCell::new(None));
+    let g = guard.clone();
+    let _ = lock
+        .acquire()
+        .add_callback(move |held| *g.borrow_mut() = Some(held));
+    let ran = Rc::new(std::cell::Cell::new(0usize));
+    for _ in 0..WAITERS {
+        let r = ran.clone();
+        let _ = lock.run(move || {
+            r.set(r.get() + 1);
+            Ok::<(), Failure>(())
+        });
+    }
+    assert_eq!(ran.get(), 0);
+    drop(guard.borrow_mut().take());
+    assert_eq!(ran.get(), WAITERS);
+    assert!(!lock.locked());
+}
+
+#[test]
+fn a_million_semaphore_waiters_are_handed_places_without_overflowing_the_stack() {
+    const WAITERS: usize = 1_000_000;
+    let sem = DeferredSemaphore::new(2);
+    let guards = Rc::new(RefCell::new(Vec::new()));
+    for _ in 0..2 {
+        let g = guards.clone();
+        let _ = sem
+            .acquire()
+            .add_callback(move |held| g.borrow_mut().push(held));
+    }
+    let ran = Rc::new(std::cell::Cell::new(0usize));
+    for _ in 0..WAITERS {
+        let r = ran.clone();
+        let _ = sem.run(move || {
+            r.set(r.get() + 1);
+            Ok::<(), Failure>(())
+        });
+    }
+    assert_eq!(ran.get(), 0);
+    guards.borrow_mut().clear();
+    assert_eq!(ran.get(), WAITERS);
+    assert_eq!(sem.available(), 2);
+}
+
+/// Counts acquisitions and keeps the guards, so a test releases by
+/// dropping one.
+struct Holders<G> {
+    count: Rc<std::cell::Cell<u32>>,
+    guards: Rc<RefCell<VecDeque<G>>>,
+}
+
+impl<G: 'static> Holders<G> {
+    fn new() -> Self {
+        Holders {
+            count: Rc::new(std::cell::Cell::new(0)),
+            guards: Rc::new(RefCell::new(VecDeque::new())),
+        }
+    }
+
+    fn take(&self, d: Deferred<G>) {
+        let (count, guards) = (self.count.clone(), self.guards.clone());
+        let _ = d.add_callback(move |g| {
+            count.set(count.get() + 1);
+            guards.borrow_mut().push_back(g);
+        });
+    }
+
+    fn release_first(&self) {
+        let first = self.guards.borrow_mut().pop_front();
+        assert!(first.is_some(), "a guard to release");
+        drop(first);
+    }
+}
+
+/// A second handle on `d`'s chain, as a Python test keeps a reference to
+/// a Deferred it gave to something else.
+fn handle<T: 'static>(d: &Deferred<T>) -> Deferred<T> {
+    Deferred::from_chain(d.chain.clone())
+}
+
+#[test]
+fn a_waiter_cancelled_while_its_hand_over_is_queued_passes_the_lock_on() {
+    // B releases from inside the hand-over that woke it, so the hand-over
+    // to C is queued; B then cancels C before C hears of it. C must fail
+    // with Cancelled and the lock must go on to D, not be lost.
+    let lock = DeferredLock::new();
+    let held = Holders::new();
+    held.take(lock.acquire());
+    let b = lock.acquire();
+    let c = lock.acquire();
+    let c_handle = handle(&c);
+    let seen = log();
+    let s = seen.clone();
+    let _ = b.add_callback(move |guard| {
+        push(&s, "b");
+        drop(guard);
+        c_handle.cancel();
+    });
+    let s = seen.clone();
+    let c = c.add_both(move |r| {
+        push(&s, label(&r, "c"));
+        Ok::<(), Failure>(())
+    });
+    let s = seen.clone();
+    let _ = lock.acquire().add_callback(move |_guard| push(&s, "d"));
+    held.release_first();
+    assert_eq!(*seen.borrow(), ["b", "cancelled", "d"]);
+    assert!(!lock.locked());
+    let _ = c;
+}
