@@ -20,6 +20,7 @@ use super::{Deferred, Failure, Outcome, Trigger};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::rc::{Rc, Weak};
 use thiserror::Error;
 
@@ -267,6 +268,7 @@ struct SemState {
 /// A semaphore with `tokens` places whose `acquire` is a Deferred.
 ///
 /// ```
+/// use std::num::NonZeroUsize;
 /// use torsion::defer::DeferredSemaphore;
 /// let sem = DeferredSemaphore::new(NonZeroUsize::new(2).unwrap());
 /// let a = sem.acquire();
@@ -278,7 +280,7 @@ struct SemState {
 #[derive(Clone)]
 pub struct DeferredSemaphore {
     state: Rc<RefCell<SemState>>,
-    limit: usize,
+    limit: NonZeroUsize,
 }
 
 /// Holds one place of a [`DeferredSemaphore`]; dropping it frees the place.
@@ -308,17 +310,40 @@ impl fmt::Debug for DeferredSemaphore {
 }
 
 impl DeferredSemaphore {
-    /// A semaphore with `tokens` places (at least one).
-    pub fn new(tokens: usize) -> Self {
-        let tokens = tokens.max(1);
+    /// A semaphore with `tokens` places.
+    ///
+    /// A semaphore of no places would never let anyone in (Twisted raises
+    /// `ValueError` for it), so the type asks for at least one: a count
+    /// read from configuration is checked where it is read, with
+    /// `NonZeroUsize::new` or clap's parser for `NonZeroUsize`. A plain
+    /// integer does not compile:
+    ///
+    /// ```compile_fail
+    /// let none = torsion::defer::DeferredSemaphore::new(0);
+    /// ```
+    pub fn new(tokens: NonZeroUsize) -> Self {
         DeferredSemaphore {
             state: Rc::new(RefCell::new(SemState {
-                tokens,
+                tokens: tokens.get(),
                 line: Line::new(),
                 handovers: Handovers::new(),
             })),
             limit: tokens,
         }
+    }
+
+    /// The number of places it was made with (Twisted's `limit`).
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use torsion::defer::DeferredSemaphore;
+    /// let sem = DeferredSemaphore::new(NonZeroUsize::MIN);
+    /// let held = sem.acquire();
+    /// assert_eq!((sem.limit().get(), sem.available()), (1, 0));
+    /// # drop(held);
+    /// ```
+    pub fn limit(&self) -> NonZeroUsize {
+        self.limit
     }
 
     /// Free places.

@@ -435,7 +435,7 @@ fn deferred_lock_serialises_and_a_cancelled_waiter_leaves_the_line() {
 
 #[test]
 fn deferred_semaphore_limits_concurrency() {
-    let sem = DeferredSemaphore::new(2);
+    let sem = DeferredSemaphore::new(std::num::NonZeroUsize::new(2).unwrap());
     let running = Rc::new(RefCell::new(0));
     let max = Rc::new(RefCell::new(0));
     let mut triggers = Vec::new();
@@ -839,7 +839,7 @@ fn a_million_lock_waiters_are_handed_the_lock_without_overflowing_the_stack() {
 #[test]
 fn a_million_semaphore_waiters_are_handed_places_without_overflowing_the_stack() {
     const WAITERS: usize = 1_000_000;
-    let sem = DeferredSemaphore::new(2);
+    let sem = DeferredSemaphore::new(std::num::NonZeroUsize::new(2).unwrap());
     let guards = Rc::new(RefCell::new(Vec::new()));
     for _ in 0..2 {
         let g = guards.clone();
@@ -926,4 +926,134 @@ fn a_waiter_cancelled_while_its_hand_over_is_queued_passes_the_lock_on() {
     assert_eq!(*seen.borrow(), ["b", "cancelled", "d"]);
     assert!(!lock.locked());
     let _ = c;
+}
+
+// From Twisted's OtherPrimitivesTests.
+
+#[test]
+fn a_lock_passes_to_waiters_in_turn_and_run_holds_it_until_its_outcome() {
+    // Twisted's testLock.
+    let lock = DeferredLock::new();
+    let held = Holders::new();
+    held.take(lock.acquire());
+    assert!(lock.locked());
+    assert_eq!(held.count.get(), 1);
+    held.take(lock.acquire());
+    assert!(lock.locked());
+    assert_eq!(held.count.get(), 1);
+    held.release_first();
+    assert!(lock.locked());
+    assert_eq!(held.count.get(), 2);
+    held.release_first();
+    assert!(!lock.locked());
+
+    let control = Deferred::<&str>::new();
+    let fire_control = control.trigger();
+    let result = log();
+    let r = result.clone();
+    let _ = lock
+        .run(move || {
+            push(&r, "ran");
+            control
+        })
+        .add_callback({
+            let r = result.clone();
+            move |v| push(&r, v)
+        });
+    assert!(lock.locked());
+    assert_eq!(*result.borrow(), ["ran"]);
+    held.take(lock.acquire());
+    assert_eq!(held.count.get(), 2);
+    fire_control.callback("second").unwrap();
+    assert_eq!(*result.borrow(), ["ran", "second"]);
+    assert!(lock.locked());
+    assert_eq!(held.count.get(), 3);
+
+    let waiter = log();
+    let w = waiter.clone();
+    let d = lock.acquire().add_both(move |r| {
+        push(&w, label(&r, "acquired"));
+        Ok::<(), Failure>(())
+    });
+    d.cancel();
+    assert_eq!(*waiter.borrow(), ["cancelled"]);
+    held.release_first();
+    assert!(!lock.locked());
+}
+
+#[test]
+fn cancelling_an_acquire_matters_only_while_it_waits() {
+    // Twisted's test_cancelLockAfterAcquired, ...BeforeAcquired, and the
+    // same two for the semaphore.
+    let lock = DeferredLock::new();
+    let sem = DeferredSemaphore::new(std::num::NonZeroUsize::MIN);
+    let seen = log();
+    let s = seen.clone();
+    let got_lock = lock.acquire().add_both(move |r| {
+        push(&s, label(&r, "lock"));
+        r
+    });
+    let s = seen.clone();
+    let got_place = sem.acquire().add_both(move |r| {
+        push(&s, label(&r, "place"));
+        r
+    });
+    got_lock.cancel();
+    got_place.cancel();
+    assert_eq!(*seen.borrow(), ["lock", "place"]);
+    assert!(lock.locked());
+    assert_eq!(sem.available(), 0);
+
+    let lock_waiter = lock.acquire();
+    let place_waiter = sem.acquire();
+    lock_waiter.cancel();
+    place_waiter.cancel();
+    assert!(cancelled(lock_waiter));
+    assert!(cancelled(place_waiter));
+    drop((got_lock, got_place));
+    // The holders' guards live in the chains just dropped: both are free.
+    assert!(!lock.locked());
+    assert_eq!(sem.available(), 1);
+}
+
+#[test]
+fn a_semaphore_hands_places_to_waiters_and_a_cancelled_waiter_leaves_the_line() {
+    // Twisted's testSemaphore.
+    const N: usize = 13;
+    let sem = DeferredSemaphore::new(std::num::NonZeroUsize::new(N).unwrap());
+    let control = Deferred::<()>::new();
+    let fire_control = control.trigger();
+    let results = log();
+    let r = results.clone();
+    let _ = sem
+        .run(move || control)
+        .add_callback(move |()| push(&r, "done"));
+    assert!(results.borrow().is_empty());
+    assert_eq!(sem.available(), N - 1);
+    fire_control.callback(()).unwrap();
+    assert_eq!(*results.borrow(), ["done"]);
+    assert_eq!(sem.available(), N);
+
+    let held = Holders::new();
+    for i in 1..=N {
+        held.take(sem.acquire());
+        assert_eq!(held.count.get() as usize, i);
+    }
+    let s = results.clone();
+    let d = sem.acquire().add_both(move |r| {
+        push(&s, label(&r, "acquired"));
+        Ok::<(), Failure>(())
+    });
+    d.cancel();
+    assert_eq!(*results.borrow(), ["done", "cancelled"]);
+    held.take(sem.acquire());
+    assert_eq!(held.count.get() as usize, N);
+    held.release_first();
+    assert_eq!(held.count.get() as usize, N + 1);
+    for _ in 0..N {
+        held.release_first();
+        assert_eq!(held.count.get() as usize, N + 1);
+    }
+    assert_eq!(sem.available(), N);
+    assert_eq!(sem.limit().get(), N);
 }
