@@ -1057,3 +1057,71 @@ fn a_semaphore_hands_places_to_waiters_and_a_cancelled_waiter_leaves_the_line() 
     assert_eq!(sem.available(), N);
     assert_eq!(sem.limit().get(), N);
 }
+
+#[test]
+fn cancelling_a_waiting_run_leaves_the_line_without_running_its_work() {
+    // A `run` waiting for the lock is its acquire's chain: cancelling it
+    // takes it out of the line, and the lock goes to the next waiter.
+    let lock = DeferredLock::new();
+    let held = Holders::new();
+    held.take(lock.acquire());
+    let ran = log();
+    let r = ran.clone();
+    let waiting = lock.run(move || {
+        push(&r, "cancelled work");
+        Ok::<(), Failure>(())
+    });
+    let r = ran.clone();
+    let _ = lock.run(move || {
+        push(&r, "next work");
+        Ok::<(), Failure>(())
+    });
+    waiting.cancel();
+    assert!(cancelled(waiting));
+    held.release_first();
+    assert_eq!(*ran.borrow(), ["next work"]);
+    assert!(!lock.locked());
+}
+
+#[test]
+fn a_deferred_list_failing_on_one_waits_for_a_failure_and_names_its_index() {
+    // Twisted's testDeferredListFireOnOneError.
+    let seen = log();
+    let (members, [first, second]) = two_pending(&seen);
+    let third = Deferred::<&str>::new();
+    let mut members = members;
+    members.push(third);
+    let failed = Rc::new(RefCell::new(None));
+    let f = failed.clone();
+    let _ = DeferredList::new(members)
+        .fire_on_one_errback(true)
+        .into_deferred()
+        .add_errback(move |failure| {
+            let first = failure.downcast_ref::<FirstError>().expect("a FirstError");
+            *f.borrow_mut() = Some((first.index, first.failure.to_string()));
+            Ok(ListResult::All(vec![]))
+        });
+    first.callback("1").unwrap();
+    assert!(failed.borrow().is_none());
+    second.errback(Boom(2)).unwrap();
+    assert_eq!(*failed.borrow(), Some((1, "boom 2".to_string())));
+}
+
+#[test]
+fn a_deferred_list_waiting_for_a_value_fires_with_every_failure_if_none_comes() {
+    // Twisted's _cbDeferred: with fireOnOneCallback and no value, the
+    // list fires with all outcomes once the last member has failed.
+    let seen = log();
+    let (members, [a, b]) = two_pending(&seen);
+    let list = DeferredList::new(members)
+        .fire_on_one_callback(true)
+        .into_deferred();
+    a.errback(Boom(1)).unwrap();
+    assert!(!list.called());
+    b.errback(Boom(2)).unwrap();
+    let Some(Ok(ListResult::All(results))) = outcome(list) else {
+        panic!("the list fired with all outcomes");
+    };
+    let failures: Vec<String> = results.iter().map(describe).collect();
+    assert_eq!(failures, ["boom 1", "boom 2"]);
+}
