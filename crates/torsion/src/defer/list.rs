@@ -3,8 +3,8 @@
 //!
 //! `gather` and `DeferredList` watch their members through a link added
 //! to each member's chain; cancelling what they return cancels every
-//! member still alive, and the list then fires from the members' results
-//! as it would have anyway.
+//! member, and the list then fires from the members' results as it would
+//! have anyway.
 
 use super::{Chain, Deferred, Failure, Outcome, Step};
 use std::cell::RefCell;
@@ -172,9 +172,9 @@ pub struct FirstError {
 /// then fires from their outcomes as usual: failures (or `FirstError`
 /// with [`fire_on_one_errback`](Self::fire_on_one_errback)), or the
 /// values the members' cancellers gave. Where Twisted's list would go on
-/// waiting (a member that cannot be cancelled, or an empty list waiting
-/// for one value), this one fails with [`Cancelled`](super::Cancelled),
-/// as any Deferred whose canceller did not fire it does.
+/// waiting (a member whose chain is paused, or an empty list waiting for
+/// one value), this one fails with [`Cancelled`](super::Cancelled), as
+/// any Deferred whose canceller did not fire it does.
 ///
 /// ```
 /// use torsion::defer::{succeed, fail, DeferredList, Failure, ListResult};
