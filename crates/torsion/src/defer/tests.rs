@@ -1125,3 +1125,19 @@ fn a_deferred_list_waiting_for_a_value_fires_with_every_failure_if_none_comes() 
     let failures: Vec<String> = results.iter().map(describe).collect();
     assert_eq!(failures, ["boom 1", "boom 2"]);
 }
+
+#[test]
+fn a_cancelled_list_whose_member_cannot_fire_it_fails_with_cancelled() {
+    // Where Twisted's list would go on waiting (a member fired but paused,
+    // so its link to the list cannot run), this one fails with Cancelled,
+    // as any Deferred whose canceller did not fire it; the member's later
+    // result is then dropped, not an error.
+    let member = Deferred::<i32>::new();
+    member.pause();
+    member.callback(1).unwrap();
+    let paused = handle(&member);
+    let list = DeferredList::new(vec![member]).into_deferred();
+    list.cancel();
+    assert!(cancelled(list));
+    paused.unpause();
+}
