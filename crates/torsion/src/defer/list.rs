@@ -1,7 +1,12 @@
 //! Making and combining Deferreds: `succeed`, `fail`, `maybe_deferred`,
 //! `gather` and `DeferredList`.
+//!
+//! `gather` and `DeferredList` watch their members through a link added
+//! to each member's chain; cancelling what they return cancels every
+//! member, and the list then fires from the members' results as it would
+//! have anyway.
 
-use super::{Deferred, Failure, Outcome, Step};
+use super::{Chain, Deferred, Failure, Outcome, Step};
 use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
@@ -59,8 +64,13 @@ pub fn maybe_deferred<T: 'static, R: Into<Outcome<T>>>(f: impl FnOnce() -> R) ->
 }
 
 /// Waits for all of `deferreds`: their values in order, or the first
-/// failure. With `consume_errors`, failures after the first are swallowed;
+/// failure (Twisted's `gatherResults`, without the `FirstError` wrapper).
+/// With `consume_errors`, failures after the first are swallowed;
 /// without, they stay in their own Deferreds (and are logged as unhandled).
+///
+/// Cancelling the result cancels every member; it then fails with the
+/// first member's failure (usually [`Cancelled`](super::Cancelled)), or
+/// succeeds if every member's canceller gave a value.
 ///
 /// ```
 /// use std::{cell::RefCell, rc::Rc};
@@ -75,12 +85,11 @@ pub fn maybe_deferred<T: 'static, R: Into<Outcome<T>>>(f: impl FnOnce() -> R) ->
 /// assert_eq!(*got.borrow(), [1, 2, 3]);
 /// ```
 pub fn gather<T: 'static>(deferreds: Vec<Deferred<T>>, consume_errors: bool) -> Deferred<Vec<T>> {
-    let out = Deferred::new();
     let n = deferreds.len();
     if n == 0 {
-        let _ = out.callback(Vec::new());
-        return out;
+        return succeed(Vec::new());
     }
+    let out = cancelling_members(&deferreds);
     struct Gathering<T> {
         values: Vec<Option<T>>,
         left: usize,
@@ -154,6 +163,19 @@ pub struct FirstError {
 
 /// Waits for several Deferreds (Twisted's `DeferredList`).
 ///
+/// By default it fires with every outcome once all have arrived, so an
+/// empty list fires at once with none. With
+/// [`fire_on_one_callback`](Self::fire_on_one_callback) it waits for a
+/// value, so an empty list never fires, as in Twisted.
+///
+/// Cancelling its Deferred before it fired cancels every member; the list
+/// then fires from their outcomes as usual: failures (or `FirstError`
+/// with [`fire_on_one_errback`](Self::fire_on_one_errback)), or the
+/// values the members' cancellers gave. Where Twisted's list would go on
+/// waiting (a member whose chain is paused, or an empty list waiting for
+/// one value), this one fails with [`Cancelled`](super::Cancelled), as
+/// any Deferred whose canceller did not fire it does.
+///
 /// ```
 /// use torsion::defer::{succeed, fail, DeferredList, Failure, ListResult};
 /// let list = DeferredList::new(vec![succeed(1), fail(Failure::msg("two"))]).into_deferred();
@@ -209,10 +231,12 @@ impl<T: 'static> DeferredList<T> {
 
     /// The Deferred of the whole list.
     pub fn into_deferred(self) -> Deferred<ListResult<T>> {
-        let out = Deferred::new();
+        let out = cancelling_members(&self.deferreds);
         let n = self.deferreds.len();
         if n == 0 {
-            let _ = out.callback(ListResult::All(Vec::new()));
+            if !self.fire_on_one_callback {
+                let _ = out.callback(ListResult::All(Vec::new()));
+            }
             return out;
         }
         struct Listing<T> {
@@ -272,4 +296,18 @@ impl<T: 'static> DeferredList<T> {
         }
         out
     }
+}
+
+/// A Deferred whose cancelling cancels `members`. It holds them until it
+/// fires, as Twisted's list holds its Deferreds, and as a chain holds the
+/// Deferred it waits on: each member's link holds the result in turn, so
+/// the two keep each other alive until the result fires (which drops the
+/// canceller) or every member has fired (which drops the links).
+fn cancelling_members<T: 'static, U: 'static>(members: &[Deferred<T>]) -> Deferred<U> {
+    let members: Vec<Rc<Chain>> = members.iter().map(|d| d.chain.clone()).collect();
+    Deferred::with_canceller(move |_| {
+        for member in &members {
+            member.cancel();
+        }
+    })
 }

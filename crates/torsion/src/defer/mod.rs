@@ -17,9 +17,13 @@
 //!   nesting of any depth run in a loop, never on the stack.
 //! * Callbacks added after the Deferred fired run at once.
 //! * Firing twice is an error ([`FireError::AlreadyCalled`]).
-//! * [`cancel`](Deferred::cancel) calls the canceller given at creation,
-//!   or fails the Deferred with [`Cancelled`]; cancelling a Deferred that
-//!   waits on another cancels that one.
+//! * [`cancel`](Deferred::cancel) calls the canceller given at creation;
+//!   if there is none, or it did not fire the Deferred, the Deferred fails
+//!   with [`Cancelled`]. Without a canceller the producer does not know,
+//!   so the one result it fires later is swallowed; with a canceller it
+//!   was told, and firing later is [`FireError::AlreadyCalled`] as usual.
+//!   Cancelling a Deferred that fired but waits on another cancels that
+//!   one; cancelling one that has settled does nothing.
 //! * A Deferred dropped while holding a failure nobody handled logs
 //!   "Unhandled error in Deferred" with the failure's origin.
 //!
@@ -196,7 +200,7 @@ struct State {
     /// The chain waiting for this one's result.
     parent: Option<Rc<Chain>>,
     canceller: Option<Canceller>,
-    /// Cancelled without a canceller firing it: ignore the late firing.
+    /// Cancelled while it had no canceller: ignore the one late firing.
     suppress_already_called: bool,
 }
 
@@ -253,12 +257,16 @@ impl Chain {
             (st.fired, st.canceller.take(), st.waiting.clone())
         };
         if !fired {
-            if let Some(c) = canceller {
-                c(self);
+            match canceller {
+                Some(c) => c(self),
+                // No canceller: nobody told the producer, so the result it
+                // fires later is expected and swallowed (once). With a
+                // canceller, the producer was told, and a later firing is
+                // an error as any second firing is.
+                None => self.state.borrow_mut().suppress_already_called = true,
             }
             if !self.state.borrow().fired {
                 let _ = self.fire(Err(Failure::new(Cancelled)));
-                self.state.borrow_mut().suppress_already_called = true;
             }
         } else if let Some(inner) = waiting {
             inner.cancel();
@@ -393,8 +401,20 @@ impl<T: 'static> Deferred<T> {
         }
     }
 
-    /// A Deferred whose [`cancel`](Self::cancel) runs `canceller` (which
-    /// may fire it; if it does not, it fails with [`Cancelled`]).
+    /// A Deferred whose [`cancel`](Self::cancel) runs `canceller`, which
+    /// should stop the work that would fire it. The canceller may fire it
+    /// (with a value or a failure of its own); if it does not, the
+    /// Deferred fails with [`Cancelled`], and a result that still arrives
+    /// later is refused with [`FireError::AlreadyCalled`].
+    ///
+    /// ```
+    /// use torsion::defer::{Deferred, FireError};
+    /// let d = Deferred::<u32>::with_canceller(|_| { /* stop the work */ });
+    /// let trigger = d.trigger();
+    /// let d = d.add_errback(|f| if f.is_cancelled() { Ok(0) } else { Err(f) });
+    /// d.cancel();
+    /// assert_eq!(trigger.callback(7), Err(FireError::AlreadyCalled));
+    /// ```
     #[track_caller]
     pub fn with_canceller(canceller: impl FnOnce(&Trigger<T>) + 'static) -> Self {
         let d = Deferred::new();

@@ -4,11 +4,23 @@
 //!
 //! A waiter that is cancelled leaves the line: its Deferred fails with
 //! `Cancelled` and the resource goes to the next one.
+//!
+//! Releasing hands the lock or the place straight to the next waiter by
+//! firing its Deferred, and that waiter's callbacks may release in turn
+//! before the firing returns. Such a release takes the next waiter from
+//! the line at once (so `locked` and `available` stay true) but leaves
+//! firing it to the release already running, which fires the hand-overs
+//! one after another in a loop: a million waiters whose work ends at once
+//! cost no stack. So a waiter woken by a release made inside another
+//! waiter's callbacks runs after those callbacks return, not in the
+//! middle of them; and if it is cancelled before its turn comes, it fails
+//! with `Cancelled` and the resource goes on to the waiter after it.
 
 use super::{Deferred, Failure, Outcome, Trigger};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::rc::{Rc, Weak};
 use thiserror::Error;
 
@@ -24,6 +36,64 @@ impl<T: 'static> Line<T> {
             waiting: VecDeque::new(),
             next_id: 0,
         }
+    }
+}
+
+/// Hand-overs due: waiters taken from the line, with what they get, not
+/// yet fired; and whether a release is firing them now.
+struct Handovers<T> {
+    due: VecDeque<(Trigger<T>, T)>,
+    firing: bool,
+}
+
+impl<T: 'static> Handovers<T> {
+    fn new() -> Self {
+        Handovers {
+            due: VecDeque::new(),
+            firing: false,
+        }
+    }
+}
+
+/// Fires the hand-overs due in `owner`, unless a call further up the
+/// stack is doing so already: then that one fires what is added here when
+/// the firing it is in returns. A loop, so hand-overs never nest.
+///
+/// A waiter cancelled after it was taken from the line refuses its
+/// firing; the guard it would have got is then dropped, which releases
+/// again and hands over to the next waiter.
+fn fire_handovers<S: 'static, T: 'static>(
+    owner: &Rc<RefCell<S>>,
+    handovers: fn(&mut S) -> &mut Handovers<T>,
+) {
+    {
+        let mut s = owner.borrow_mut();
+        let h = handovers(&mut s);
+        if h.firing {
+            return;
+        }
+        h.firing = true;
+    }
+    // Ends the firing even if a callback panics, so a later release fires
+    // again rather than queueing forever.
+    struct Firing<'a, S: 'static, T: 'static> {
+        owner: &'a Rc<RefCell<S>>,
+        handovers: fn(&mut S) -> &mut Handovers<T>,
+    }
+    impl<S: 'static, T: 'static> Drop for Firing<'_, S, T> {
+        fn drop(&mut self) {
+            if let Ok(mut s) = self.owner.try_borrow_mut() {
+                (self.handovers)(&mut s).firing = false;
+            }
+        }
+    }
+    let _firing = Firing { owner, handovers };
+    loop {
+        let next = handovers(&mut owner.borrow_mut()).due.pop_front();
+        let Some((trigger, value)) = next else {
+            return;
+        };
+        let _ = trigger.callback(value);
     }
 }
 
@@ -81,6 +151,7 @@ impl<T: 'static> Line<T> {
 struct LockState {
     locked: bool,
     line: Line<LockGuard>,
+    handovers: Handovers<LockGuard>,
 }
 
 /// A lock whose `acquire` is a Deferred.
@@ -141,6 +212,7 @@ impl DeferredLock {
             state: Rc::new(RefCell::new(LockState {
                 locked: false,
                 line: Line::new(),
+                handovers: Handovers::new(),
             })),
         }
     }
@@ -172,31 +244,33 @@ impl DeferredLock {
     }
 
     fn release(&self) {
-        let next = {
+        {
             let mut s = self.state.borrow_mut();
-            let next = s.line.next_waiting();
-            if next.is_none() {
-                s.locked = false;
+            match s.line.next_waiting() {
+                // The lock stays locked: it passes to the next waiter.
+                Some(t) => {
+                    let guard = LockGuard { lock: self.clone() };
+                    s.handovers.due.push_back((t, guard));
+                }
+                None => s.locked = false,
             }
-            next
-        };
-        // Hand the place straight to the next waiter.
-        if let Some(t) = next {
-            let _ = t.callback(LockGuard { lock: self.clone() });
         }
+        fire_handovers(&self.state, |s: &mut LockState| &mut s.handovers);
     }
 }
 
 struct SemState {
     tokens: usize,
     line: Line<SemaphoreGuard>,
+    handovers: Handovers<SemaphoreGuard>,
 }
 
 /// A semaphore with `tokens` places whose `acquire` is a Deferred.
 ///
 /// ```
+/// use std::num::NonZeroUsize;
 /// use torsion::defer::DeferredSemaphore;
-/// let sem = DeferredSemaphore::new(2);
+/// let sem = DeferredSemaphore::new(NonZeroUsize::new(2).unwrap());
 /// let a = sem.acquire();
 /// let b = sem.acquire();
 /// let c = sem.acquire(); // waits: two places, both taken
@@ -206,7 +280,7 @@ struct SemState {
 #[derive(Clone)]
 pub struct DeferredSemaphore {
     state: Rc<RefCell<SemState>>,
-    limit: usize,
+    limit: NonZeroUsize,
 }
 
 /// Holds one place of a [`DeferredSemaphore`]; dropping it frees the place.
@@ -236,16 +310,40 @@ impl fmt::Debug for DeferredSemaphore {
 }
 
 impl DeferredSemaphore {
-    /// A semaphore with `tokens` places (at least one).
-    pub fn new(tokens: usize) -> Self {
-        let tokens = tokens.max(1);
+    /// A semaphore with `tokens` places.
+    ///
+    /// A semaphore of no places would never let anyone in (Twisted raises
+    /// `ValueError` for it), so the type asks for at least one: a count
+    /// read from configuration is checked where it is read, with
+    /// `NonZeroUsize::new` or clap's parser for `NonZeroUsize`. A plain
+    /// integer does not compile:
+    ///
+    /// ```compile_fail
+    /// let none = torsion::defer::DeferredSemaphore::new(0);
+    /// ```
+    pub fn new(tokens: NonZeroUsize) -> Self {
         DeferredSemaphore {
             state: Rc::new(RefCell::new(SemState {
-                tokens,
+                tokens: tokens.get(),
                 line: Line::new(),
+                handovers: Handovers::new(),
             })),
             limit: tokens,
         }
+    }
+
+    /// The number of places it was made with (Twisted's `limit`).
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use torsion::defer::DeferredSemaphore;
+    /// let sem = DeferredSemaphore::new(NonZeroUsize::MIN);
+    /// let held = sem.acquire();
+    /// assert_eq!((sem.limit().get(), sem.available()), (1, 0));
+    /// # drop(held);
+    /// ```
+    pub fn limit(&self) -> NonZeroUsize {
+        self.limit
     }
 
     /// Free places.
@@ -279,18 +377,18 @@ impl DeferredSemaphore {
     }
 
     fn release(&self) {
-        let next = {
+        {
             let mut s = self.state.borrow_mut();
-            let next = s.line.next_waiting();
-            if next.is_none() {
-                s.tokens += 1;
+            match s.line.next_waiting() {
+                // The place passes to the next waiter.
+                Some(t) => {
+                    let guard = SemaphoreGuard { sem: self.clone() };
+                    s.handovers.due.push_back((t, guard));
+                }
+                None => s.tokens += 1,
             }
-            next
-        };
-        // Hand the place straight to the next waiter.
-        if let Some(t) = next {
-            let _ = t.callback(SemaphoreGuard { sem: self.clone() });
         }
+        fire_handovers(&self.state, |s: &mut SemState| &mut s.handovers);
     }
 }
 

@@ -435,7 +435,7 @@ fn deferred_lock_serialises_and_a_cancelled_waiter_leaves_the_line() {
 
 #[test]
 fn deferred_semaphore_limits_concurrency() {
-    let sem = DeferredSemaphore::new(2);
+    let sem = DeferredSemaphore::new(std::num::NonZeroUsize::new(2).unwrap());
     let running = Rc::new(RefCell::new(0));
     let max = Rc::new(RefCell::new(0));
     let mut triggers = Vec::new();
@@ -498,4 +498,646 @@ fn failure_reports_its_origin_and_chain_of_sources() {
     assert!(f.to_string().contains("boom 5"));
     assert!(f.check::<std::io::Error>());
     assert!(!f.check::<Boom>());
+}
+
+// Cancellation, as Twisted's test_defer.py states it.
+
+#[test]
+fn a_canceller_that_does_not_fire_leaves_a_later_firing_an_error() {
+    // Twisted's test_simpleCanceller: only a Deferred with no canceller
+    // swallows the producer's late result.
+    let calls = Rc::new(std::cell::Cell::new(0));
+    let c = calls.clone();
+    let d = Deferred::<i32>::with_canceller(move |_| c.set(c.get() + 1));
+    let t = d.trigger();
+    let seen = log();
+    let s = seen.clone();
+    let d = d.add_errback(move |f| {
+        push(&s, format!("cancelled: {}", f.is_cancelled()));
+        Ok(0)
+    });
+    d.cancel();
+    assert_eq!(calls.get(), 1);
+    assert_eq!(*seen.borrow(), ["cancelled: true"]);
+    assert_eq!(t.callback(1), Err(FireError::AlreadyCalled));
+    assert_eq!(t.errback(Boom(1)), Err(FireError::AlreadyCalled));
+    let _ = d.add_callback(|_| ());
+}
+
+#[test]
+fn without_a_canceller_one_late_firing_is_swallowed_and_the_next_is_an_error() {
+    // Twisted's test_raisesAfterCancelAndCallback and ...AndErrback.
+    for late_errback in [false, true] {
+        let d = Deferred::<i32>::new();
+        let t = d.trigger();
+        let d = d.add_errback(|f| if f.is_cancelled() { Ok(0) } else { Err(f) });
+        d.cancel();
+        let first = if late_errback {
+            t.errback(Boom(1))
+        } else {
+            t.callback(1)
+        };
+        assert_eq!(first, Ok(()));
+        assert_eq!(t.callback(2), Err(FireError::AlreadyCalled));
+        assert_eq!(t.errback(Boom(2)), Err(FireError::AlreadyCalled));
+        let _ = d.add_callback(|_| ());
+    }
+}
+
+#[test]
+fn cancelling_twice_calls_the_canceller_once_and_changes_nothing() {
+    // Twisted's test_cancellerMultipleCancel and test_noCancellerMultipleCancel,
+    // and ...MultipleCancelsAfterCancelAndCallback.
+    let calls = Rc::new(std::cell::Cell::new(0));
+    let c = calls.clone();
+    let with = Deferred::<i32>::with_canceller(move |_| c.set(c.get() + 1));
+    let without = Deferred::<i32>::new();
+    let late = without.trigger();
+    for d in [with, without] {
+        let seen = log();
+        let s = seen.clone();
+        let d = d.add_errback(move |f| {
+            push(&s, format!("cancelled: {}", f.is_cancelled()));
+            Ok(0)
+        });
+        d.cancel();
+        d.cancel();
+        assert_eq!(*seen.borrow(), ["cancelled: true"]);
+        let _ = d.add_callback(|_| ());
+    }
+    assert_eq!(calls.get(), 1);
+    assert_eq!(late.callback(1), Ok(()), "the one late result is swallowed");
+}
+
+#[test]
+fn cancelling_after_firing_does_not_call_the_canceller() {
+    // Twisted's test_cancelAfterCallback and test_cancelAfterErrback.
+    for fail_it in [false, true] {
+        let calls = Rc::new(std::cell::Cell::new(0));
+        let c = calls.clone();
+        let d = Deferred::<&str>::with_canceller(move |t| {
+            c.set(c.get() + 1);
+            let _ = t.errback(Boom(0));
+        });
+        if fail_it {
+            d.errback(Boom(9)).unwrap();
+        } else {
+            d.callback("biff!").unwrap();
+        }
+        d.cancel();
+        assert_eq!(calls.get(), 0);
+        let seen = log();
+        let s = seen.clone();
+        let _ = d.add_both(move |r| {
+            push(
+                &s,
+                match r {
+                    Ok(v) => v.to_string(),
+                    Err(f) => f.to_string(),
+                },
+            );
+            Ok::<(), Failure>(())
+        });
+        let want = if fail_it { "boom 9" } else { "biff!" };
+        assert_eq!(*seen.borrow(), [want]);
+    }
+}
+
+#[test]
+fn a_canceller_that_errbacks_gives_its_own_failure() {
+    // Twisted's test_cancellerThatErrbacks.
+    let d = Deferred::<i32>::with_canceller(|t| t.errback(Boom(4)).unwrap());
+    let seen = log();
+    let s = seen.clone();
+    d.add_errback(move |f| {
+        push(&s, format!("{f} cancelled: {}", f.is_cancelled()));
+        Ok(0)
+    })
+    .cancel();
+    assert_eq!(*seen.borrow(), ["boom 4 cancelled: false"]);
+}
+
+/// A Deferred whose canceller fires it with a value (Twisted's
+/// `fakeCallbackCanceller`).
+fn fires_when_cancelled() -> Deferred<&'static str> {
+    Deferred::with_canceller(|t| t.callback("Callback Result").unwrap())
+}
+
+/// What a Deferred holds now: `Some(Ok(..))`, `Some(Err(..))` or `None`
+/// if it has not fired. It takes the result, so a failure is handled.
+fn outcome<T: 'static>(d: Deferred<T>) -> Option<Result<T, Failure>> {
+    let got = Rc::new(RefCell::new(None));
+    let g = got.clone();
+    let _ = d.add_both(move |r| {
+        *g.borrow_mut() = Some(r);
+        Ok::<(), Failure>(())
+    });
+    let r = got.borrow_mut().take();
+    r
+}
+
+fn cancelled<T: 'static>(d: Deferred<T>) -> bool {
+    matches!(outcome(d), Some(Err(f)) if f.is_cancelled())
+}
+
+/// What a member of a list saw, in a log, before passing it on.
+fn describe<T: std::fmt::Display>(r: &Result<T, Failure>) -> String {
+    label(r, &r.as_ref().map_or(String::new(), T::to_string))
+}
+
+/// `describe` for an outcome whose value has nothing to show: `ok` stands
+/// for it.
+fn label<G>(r: &Result<G, Failure>, ok: &str) -> String {
+    match r {
+        Ok(_) => ok.into(),
+        Err(f) if f.is_cancelled() => "cancelled".into(),
+        Err(f) => f.to_string(),
+    }
+}
+
+/// A member for a list that logs the outcome it passes on (a Rust list
+/// takes the member's value, so it is watched before it goes in).
+fn watched(d: Deferred<&'static str>, name: &'static str, seen: &Log) -> Deferred<&'static str> {
+    let s = seen.clone();
+    d.add_both(move |r| {
+        push(&s, format!("{name}: {}", describe(&r)));
+        r
+    })
+}
+
+/// Two watched Deferreds not fired yet, and their triggers.
+fn two_pending(seen: &Log) -> (Vec<Deferred<&'static str>>, [Trigger<&'static str>; 2]) {
+    let (a, b) = (Deferred::new(), Deferred::new());
+    let triggers = [a.trigger(), b.trigger()];
+    (vec![watched(a, "a", seen), watched(b, "b", seen)], triggers)
+}
+
+#[test]
+fn cancelling_a_deferred_list_cancels_its_members() {
+    // Twisted's test_cancelDeferredList, ...WithFireOnOneCallback and
+    // ...WithFireOnOneErrback.
+    for (on_callback, on_errback) in [(false, false), (true, false), (false, true)] {
+        let seen = log();
+        let (members, _) = two_pending(&seen);
+        let list = DeferredList::new(members)
+            .fire_on_one_callback(on_callback)
+            .fire_on_one_errback(on_errback)
+            .into_deferred();
+        list.cancel();
+        assert_eq!(*seen.borrow(), ["a: cancelled", "b: cancelled"]);
+        match outcome(list) {
+            Some(Ok(ListResult::All(results))) if !on_errback => {
+                assert!(results
+                    .iter()
+                    .all(|r| r.as_ref().is_err_and(|f| f.is_cancelled())));
+            }
+            Some(Err(f)) if on_errback => {
+                let first = f.downcast_ref::<FirstError>().expect("a FirstError");
+                assert_eq!(first.index, 0);
+                assert!(first.failure.is_cancelled());
+            }
+            other => panic!("{on_callback} {on_errback}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_cancelled_deferred_list_fires_with_what_the_cancellers_gave() {
+    // Twisted's test_cancelDeferredListCallback.
+    let seen = log();
+    let members = vec![
+        watched(fires_when_cancelled(), "a", &seen),
+        watched(Deferred::new(), "b", &seen),
+    ];
+    let list = DeferredList::new(members).into_deferred();
+    list.cancel();
+    assert_eq!(*seen.borrow(), ["a: Callback Result", "b: cancelled"]);
+    let Some(Ok(ListResult::All(results))) = outcome(list) else {
+        panic!("the list fired with all results");
+    };
+    assert_eq!(results[0].as_ref().ok(), Some(&"Callback Result"));
+    assert!(results[1].as_ref().is_err_and(|f| f.is_cancelled()));
+
+    // ...WithFireOnOneCallbackAndDeferredCallback.
+    let seen = log();
+    let members = vec![fires_when_cancelled(), watched(Deferred::new(), "b", &seen)];
+    let list = DeferredList::new(members)
+        .fire_on_one_callback(true)
+        .into_deferred();
+    list.cancel();
+    assert_eq!(*seen.borrow(), ["b: cancelled"]);
+    assert!(matches!(
+        outcome(list),
+        Some(Ok(ListResult::First {
+            index: 0,
+            value: "Callback Result"
+        }))
+    ));
+
+    // ...WithFireOnOneErrbackAllDeferredsCallback.
+    let list = DeferredList::new(vec![fires_when_cancelled(), fires_when_cancelled()])
+        .fire_on_one_errback(true)
+        .into_deferred();
+    list.cancel();
+    let Some(Ok(ListResult::All(results))) = outcome(list) else {
+        panic!("the list fired with all results");
+    };
+    assert!(results
+        .iter()
+        .all(|r| r.as_ref().ok() == Some(&"Callback Result")));
+}
+
+#[test]
+fn cancelling_a_deferred_list_that_fired_on_one_leaves_the_others_alone() {
+    // Twisted's test_cancelFiredOnOneCallbackDeferredList and
+    // test_cancelFiredOnOneErrbackDeferredList.
+    for on_errback in [false, true] {
+        let seen = log();
+        let (members, [a, b]) = two_pending(&seen);
+        let list = DeferredList::new(members)
+            .fire_on_one_callback(!on_errback)
+            .fire_on_one_errback(on_errback)
+            .into_deferred();
+        if on_errback {
+            a.errback(Boom(1)).unwrap();
+        } else {
+            a.callback("first").unwrap();
+        }
+        list.cancel();
+        assert!(!b.called());
+        match outcome(list) {
+            Some(Ok(ListResult::First { index: 0, .. })) if !on_errback => {}
+            Some(Err(f)) if on_errback && f.check::<FirstError>() => {}
+            other => panic!("{on_errback}: {other:?}"),
+        }
+        b.callback("late").unwrap();
+        let a_saw = if on_errback { "a: boom 1" } else { "a: first" };
+        assert_eq!(*seen.borrow(), [a_saw, "b: late"]);
+    }
+}
+
+#[test]
+fn an_empty_deferred_list_fires_at_once_unless_it_waits_for_one_value() {
+    // Twisted's testEmptyDeferredList: with fireOnOneCallback an empty
+    // list never fires, as no value can ever arrive.
+    let all = DeferredList::<i32>::new(vec![]).into_deferred();
+    assert!(matches!(outcome(all), Some(Ok(ListResult::All(v))) if v.is_empty()));
+    let first = DeferredList::<i32>::new(vec![])
+        .fire_on_one_callback(true)
+        .into_deferred();
+    assert!(!first.called());
+    // It can still be cancelled, which fails it.
+    first.cancel();
+    assert!(cancelled(first));
+}
+
+#[test]
+fn cancelling_a_gather_cancels_its_members() {
+    // Twisted's test_cancelGatherResults.
+    let seen = log();
+    let (members, _) = two_pending(&seen);
+    let all = gather(members, true);
+    all.cancel();
+    assert_eq!(*seen.borrow(), ["a: cancelled", "b: cancelled"]);
+    assert!(cancelled(all));
+
+    // ...WithAllDeferredsCallback.
+    let all = gather(vec![fires_when_cancelled(), fires_when_cancelled()], false);
+    all.cancel();
+    assert!(matches!(outcome(all), Some(Ok(v)) if v == ["Callback Result"; 2]));
+}
+
+// The lock and the semaphore.
+
+// Handing a lock or a semaphore place to the next waiter must not nest:
+// each `run` below finishes at once, so a recursive hand-over would go
+// a million frames deep.
+
+#[test]
+fn a_million_lock_waiters_are_handed_the_lock_without_overflowing_the_stack() {
+    const WAITERS: usize = 1_000_000;
+    let lock = DeferredLock::new();
+    let guard = Rc::new(RefCell::new(None));
+    let g = guard.clone();
+    let _ = lock
+        .acquire()
+        .add_callback(move |held| *g.borrow_mut() = Some(held));
+    let ran = Rc::new(std::cell::Cell::new(0usize));
+    for _ in 0..WAITERS {
+        let r = ran.clone();
+        let _ = lock.run(move || {
+            r.set(r.get() + 1);
+            Ok::<(), Failure>(())
+        });
+    }
+    assert_eq!(ran.get(), 0);
+    drop(guard.borrow_mut().take());
+    assert_eq!(ran.get(), WAITERS);
+    assert!(!lock.locked());
+}
+
+#[test]
+fn a_million_semaphore_waiters_are_handed_places_without_overflowing_the_stack() {
+    const WAITERS: usize = 1_000_000;
+    let sem = DeferredSemaphore::new(std::num::NonZeroUsize::new(2).unwrap());
+    let guards = Rc::new(RefCell::new(Vec::new()));
+    for _ in 0..2 {
+        let g = guards.clone();
+        let _ = sem
+            .acquire()
+            .add_callback(move |held| g.borrow_mut().push(held));
+    }
+    let ran = Rc::new(std::cell::Cell::new(0usize));
+    for _ in 0..WAITERS {
+        let r = ran.clone();
+        let _ = sem.run(move || {
+            r.set(r.get() + 1);
+            Ok::<(), Failure>(())
+        });
+    }
+    assert_eq!(ran.get(), 0);
+    guards.borrow_mut().clear();
+    assert_eq!(ran.get(), WAITERS);
+    assert_eq!(sem.available(), 2);
+}
+
+/// Counts acquisitions and keeps the guards, so a test releases by
+/// dropping one.
+struct Holders<G> {
+    count: Rc<std::cell::Cell<u32>>,
+    guards: Rc<RefCell<VecDeque<G>>>,
+}
+
+impl<G: 'static> Holders<G> {
+    fn new() -> Self {
+        Holders {
+            count: Rc::new(std::cell::Cell::new(0)),
+            guards: Rc::new(RefCell::new(VecDeque::new())),
+        }
+    }
+
+    fn take(&self, d: Deferred<G>) {
+        let (count, guards) = (self.count.clone(), self.guards.clone());
+        let _ = d.add_callback(move |g| {
+            count.set(count.get() + 1);
+            guards.borrow_mut().push_back(g);
+        });
+    }
+
+    fn release_first(&self) {
+        let first = self.guards.borrow_mut().pop_front();
+        assert!(first.is_some(), "a guard to release");
+        drop(first);
+    }
+}
+
+/// A second handle on `d`'s chain, as a Python test keeps a reference to
+/// a Deferred it gave to something else.
+fn handle<T: 'static>(d: &Deferred<T>) -> Deferred<T> {
+    Deferred::from_chain(d.chain.clone())
+}
+
+#[test]
+fn a_waiter_cancelled_while_its_hand_over_is_queued_passes_the_lock_on() {
+    // B releases from inside the hand-over that woke it, so the hand-over
+    // to C is queued; B then cancels C before C hears of it. C must fail
+    // with Cancelled and the lock must go on to D, not be lost.
+    let lock = DeferredLock::new();
+    let held = Holders::new();
+    held.take(lock.acquire());
+    let b = lock.acquire();
+    let c = lock.acquire();
+    let c_handle = handle(&c);
+    let seen = log();
+    let s = seen.clone();
+    let _ = b.add_callback(move |guard| {
+        push(&s, "b");
+        drop(guard);
+        c_handle.cancel();
+    });
+    let s = seen.clone();
+    let c = c.add_both(move |r| {
+        push(&s, label(&r, "c"));
+        Ok::<(), Failure>(())
+    });
+    let s = seen.clone();
+    let _ = lock.acquire().add_callback(move |_guard| push(&s, "d"));
+    held.release_first();
+    assert_eq!(*seen.borrow(), ["b", "cancelled", "d"]);
+    assert!(!lock.locked());
+    let _ = c;
+}
+
+// From Twisted's OtherPrimitivesTests.
+
+#[test]
+fn a_lock_passes_to_waiters_in_turn_and_run_holds_it_until_its_outcome() {
+    // Twisted's testLock.
+    let lock = DeferredLock::new();
+    let held = Holders::new();
+    held.take(lock.acquire());
+    assert!(lock.locked());
+    assert_eq!(held.count.get(), 1);
+    held.take(lock.acquire());
+    assert!(lock.locked());
+    assert_eq!(held.count.get(), 1);
+    held.release_first();
+    assert!(lock.locked());
+    assert_eq!(held.count.get(), 2);
+    held.release_first();
+    assert!(!lock.locked());
+
+    let control = Deferred::<&str>::new();
+    let fire_control = control.trigger();
+    let result = log();
+    let r = result.clone();
+    let _ = lock
+        .run(move || {
+            push(&r, "ran");
+            control
+        })
+        .add_callback({
+            let r = result.clone();
+            move |v| push(&r, v)
+        });
+    assert!(lock.locked());
+    assert_eq!(*result.borrow(), ["ran"]);
+    held.take(lock.acquire());
+    assert_eq!(held.count.get(), 2);
+    fire_control.callback("second").unwrap();
+    assert_eq!(*result.borrow(), ["ran", "second"]);
+    assert!(lock.locked());
+    assert_eq!(held.count.get(), 3);
+
+    let waiter = log();
+    let w = waiter.clone();
+    let d = lock.acquire().add_both(move |r| {
+        push(&w, label(&r, "acquired"));
+        Ok::<(), Failure>(())
+    });
+    d.cancel();
+    assert_eq!(*waiter.borrow(), ["cancelled"]);
+    held.release_first();
+    assert!(!lock.locked());
+}
+
+#[test]
+fn cancelling_an_acquire_matters_only_while_it_waits() {
+    // Twisted's test_cancelLockAfterAcquired, ...BeforeAcquired, and the
+    // same two for the semaphore.
+    let lock = DeferredLock::new();
+    let sem = DeferredSemaphore::new(std::num::NonZeroUsize::MIN);
+    let seen = log();
+    let s = seen.clone();
+    let got_lock = lock.acquire().add_both(move |r| {
+        push(&s, label(&r, "lock"));
+        r
+    });
+    let s = seen.clone();
+    let got_place = sem.acquire().add_both(move |r| {
+        push(&s, label(&r, "place"));
+        r
+    });
+    got_lock.cancel();
+    got_place.cancel();
+    assert_eq!(*seen.borrow(), ["lock", "place"]);
+    assert!(lock.locked());
+    assert_eq!(sem.available(), 0);
+
+    let lock_waiter = lock.acquire();
+    let place_waiter = sem.acquire();
+    lock_waiter.cancel();
+    place_waiter.cancel();
+    assert!(cancelled(lock_waiter));
+    assert!(cancelled(place_waiter));
+    drop((got_lock, got_place));
+    // The holders' guards live in the chains just dropped: both are free.
+    assert!(!lock.locked());
+    assert_eq!(sem.available(), 1);
+}
+
+#[test]
+fn a_semaphore_hands_places_to_waiters_and_a_cancelled_waiter_leaves_the_line() {
+    // Twisted's testSemaphore.
+    const N: usize = 13;
+    let sem = DeferredSemaphore::new(std::num::NonZeroUsize::new(N).unwrap());
+    let control = Deferred::<()>::new();
+    let fire_control = control.trigger();
+    let results = log();
+    let r = results.clone();
+    let _ = sem
+        .run(move || control)
+        .add_callback(move |()| push(&r, "done"));
+    assert!(results.borrow().is_empty());
+    assert_eq!(sem.available(), N - 1);
+    fire_control.callback(()).unwrap();
+    assert_eq!(*results.borrow(), ["done"]);
+    assert_eq!(sem.available(), N);
+
+    let held = Holders::new();
+    for i in 1..=N {
+        held.take(sem.acquire());
+        assert_eq!(held.count.get() as usize, i);
+    }
+    let s = results.clone();
+    let d = sem.acquire().add_both(move |r| {
+        push(&s, label(&r, "acquired"));
+        Ok::<(), Failure>(())
+    });
+    d.cancel();
+    assert_eq!(*results.borrow(), ["done", "cancelled"]);
+    held.take(sem.acquire());
+    assert_eq!(held.count.get() as usize, N);
+    held.release_first();
+    assert_eq!(held.count.get() as usize, N + 1);
+    for _ in 0..N {
+        held.release_first();
+        assert_eq!(held.count.get() as usize, N + 1);
+    }
+    assert_eq!(sem.available(), N);
+    assert_eq!(sem.limit().get(), N);
+}
+
+#[test]
+fn cancelling_a_waiting_run_leaves_the_line_without_running_its_work() {
+    // A `run` waiting for the lock is its acquire's chain: cancelling it
+    // takes it out of the line, and the lock goes to the next waiter.
+    let lock = DeferredLock::new();
+    let held = Holders::new();
+    held.take(lock.acquire());
+    let ran = log();
+    let r = ran.clone();
+    let waiting = lock.run(move || {
+        push(&r, "cancelled work");
+        Ok::<(), Failure>(())
+    });
+    let r = ran.clone();
+    let _ = lock.run(move || {
+        push(&r, "next work");
+        Ok::<(), Failure>(())
+    });
+    waiting.cancel();
+    assert!(cancelled(waiting));
+    held.release_first();
+    assert_eq!(*ran.borrow(), ["next work"]);
+    assert!(!lock.locked());
+}
+
+#[test]
+fn a_deferred_list_failing_on_one_waits_for_a_failure_and_names_its_index() {
+    // Twisted's testDeferredListFireOnOneError.
+    let seen = log();
+    let (members, [first, second]) = two_pending(&seen);
+    let third = Deferred::<&str>::new();
+    let mut members = members;
+    members.push(third);
+    let failed = Rc::new(RefCell::new(None));
+    let f = failed.clone();
+    let _ = DeferredList::new(members)
+        .fire_on_one_errback(true)
+        .into_deferred()
+        .add_errback(move |failure| {
+            let first = failure.downcast_ref::<FirstError>().expect("a FirstError");
+            *f.borrow_mut() = Some((first.index, first.failure.to_string()));
+            Ok(ListResult::All(vec![]))
+        });
+    first.callback("1").unwrap();
+    assert!(failed.borrow().is_none());
+    second.errback(Boom(2)).unwrap();
+    assert_eq!(*failed.borrow(), Some((1, "boom 2".to_string())));
+}
+
+#[test]
+fn a_deferred_list_waiting_for_a_value_fires_with_every_failure_if_none_comes() {
+    // Twisted's _cbDeferred: with fireOnOneCallback and no value, the
+    // list fires with all outcomes once the last member has failed.
+    let seen = log();
+    let (members, [a, b]) = two_pending(&seen);
+    let list = DeferredList::new(members)
+        .fire_on_one_callback(true)
+        .into_deferred();
+    a.errback(Boom(1)).unwrap();
+    assert!(!list.called());
+    b.errback(Boom(2)).unwrap();
+    let Some(Ok(ListResult::All(results))) = outcome(list) else {
+        panic!("the list fired with all outcomes");
+    };
+    let failures: Vec<String> = results.iter().map(describe).collect();
+    assert_eq!(failures, ["boom 1", "boom 2"]);
+}
+
+#[test]
+fn a_cancelled_list_whose_member_cannot_fire_it_fails_with_cancelled() {
+    // Where Twisted's list would go on waiting (a member fired but paused,
+    // so its link to the list cannot run), this one fails with Cancelled,
+    // as any Deferred whose canceller did not fire it; the member's later
+    // result is then dropped, not an error.
+    let member = Deferred::<i32>::new();
+    member.pause();
+    member.callback(1).unwrap();
+    let paused = handle(&member);
+    let list = DeferredList::new(vec![member]).into_deferred();
+    list.cancel();
+    assert!(cancelled(list));
+    paused.unpause();
 }
