@@ -153,7 +153,7 @@ where
         // The loop stops with the reactor; keep it until then.
         r.add_system_event_trigger(Phase::After, SystemEvent::Shutdown, move |_| check.stop());
     });
-    main.run().map_err(Error::Reactor)?;
+    main.run().map_err(|e| Error::Reactor(e.into()))?;
     for j in joins {
         let _ = j.join();
     }
@@ -255,7 +255,7 @@ pub(crate) fn serve<F: Factory>(
         ports.push(port);
     }
 
-    reactor.run().map_err(Error::Reactor)?;
+    reactor.run().map_err(|e| Error::Reactor(e.into()))?;
     tracing::info!("stopped");
     Ok(())
 }

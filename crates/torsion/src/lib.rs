@@ -88,7 +88,8 @@ pub use connector::Connector;
 pub use listener::{ListeningPort, STARVED_RETRY};
 pub use protocol::{ClientFactory, ConnectError, ConnectionLost, Factory, HalfClose, Protocol};
 pub use reactor::{
-    DelayedCall, Phase, PhaseGuard, Reactor, ReactorHandle, SystemEvent, TriggerId, WeakReactor,
+    DelayedCall, Phase, PhaseGuard, Reactor, ReactorHandle, RunError, SystemEvent, TriggerId,
+    WeakReactor,
 };
 pub use reconnect::{ReconnectingClientFactory, RetryControl};
 pub use stream::LINGER;
