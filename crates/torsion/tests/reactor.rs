@@ -492,3 +492,36 @@ fn the_loop_refuses_to_be_entered_from_its_own_callbacks() {
     let io: std::io::Error = RunError::AlreadyRunning.into();
     assert!(io.to_string().contains("already running"), "{io}");
 }
+
+#[test]
+fn delays_too_long_for_the_clock_are_clamped_not_a_panic() {
+    let (reactor, clock) = test_reactor();
+    let century = secs(100 * 365 * 86_400);
+    let ran = Rc::new(Cell::new(0));
+    let r = ran.clone();
+    let never = reactor.call_later(Duration::MAX, move || r.set(r.get() + 1));
+    assert_eq!(never.time(), Some(clock.now() + century));
+    let r = ran.clone();
+    let moved = reactor.call_later(secs(1), move || r.set(r.get() + 1));
+    assert!(moved.reset(Duration::MAX));
+    assert_eq!(moved.time(), Some(clock.now() + century));
+    let r = ran.clone();
+    let pushed = reactor.call_later(secs(1), move || r.set(r.get() + 1));
+    assert!(pushed.delay(Duration::MAX));
+    assert!(pushed.time() > Some(clock.now() + secs(90 * 365 * 86_400)));
+    // A long interval whose ticks soon leave what an `Instant` holds.
+    let ticks = Rc::new(Cell::new(0));
+    let t = ticks.clone();
+    let looping = torsion::task::LoopingCall::new(&reactor, move || t.set(t.get() + 1));
+    let _done = looping.start(Duration::MAX / 2, true);
+    reactor.run_until_idle().unwrap();
+    clock.advance(secs(3600));
+    reactor.run_until_idle().unwrap();
+    assert_eq!((ran.get(), ticks.get()), (0, 1));
+    // The test clock itself saturates too.
+    clock.advance(Duration::MAX);
+    reactor.run_until_idle().unwrap();
+    assert_eq!(ran.get(), 3, "a century later all three ran");
+    looping.stop();
+    assert!(!never.active() && !moved.active() && !pushed.active());
+}

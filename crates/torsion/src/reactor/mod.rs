@@ -411,9 +411,11 @@ impl Reactor {
     }
 
     /// Runs `f` after `delay`, on this thread. The returned
-    /// [`DelayedCall`] cancels or moves it.
+    /// [`DelayedCall`] cancels or moves it. A delay too long to add to
+    /// the clock (`Duration::MAX`) is clamped to a century: the call
+    /// stays pending and never runs.
     pub fn call_later(&self, delay: Duration, f: impl FnOnce() + 'static) -> DelayedCall {
-        let deadline = self.now() + delay;
+        let deadline = timers::deadline_after(self.now(), delay);
         let key = self.inner.timers.borrow_mut().insert(deadline, Box::new(f));
         DelayedCall {
             reactor: self.downgrade(),
@@ -1193,21 +1195,23 @@ impl DelayedCall {
     }
 
     /// Reschedules the call to run `delay` from now. Returns `false` if it
-    /// is no longer pending.
+    /// is no longer pending. A delay too long to add to the clock is
+    /// clamped as in [`Reactor::call_later`].
     pub fn reset(&self, delay: Duration) -> bool {
         let Some(inner) = self.reactor.upgrade() else {
             return false;
         };
-        let deadline = Reactor::from_inner(inner).now() + delay;
+        let deadline = timers::deadline_after(Reactor::from_inner(inner).now(), delay);
         self.with_queue(|q| q.reschedule(self.key, deadline))
             .unwrap_or(false)
     }
 
     /// Pushes the call `by` later than it was due. Returns `false` if it
-    /// is no longer pending.
+    /// is no longer pending. A delay too long to add to the clock is
+    /// clamped as in [`Reactor::call_later`].
     pub fn delay(&self, by: Duration) -> bool {
         self.with_queue(|q| match q.deadline(self.key) {
-            Some(d) => q.reschedule(self.key, d + by),
+            Some(d) => q.reschedule(self.key, timers::deadline_after(d, by)),
             None => false,
         })
         .unwrap_or(false)
