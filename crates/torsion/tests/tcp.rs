@@ -986,3 +986,24 @@ fn pause_reading_on_backlog_bounds_an_echo_to_a_client_that_does_not_read() {
     spin_until(&reactor, || writer.is_finished());
     assert_eq!(writer.join().unwrap(), total);
 }
+
+#[test]
+fn a_producer_whose_drop_writes_to_its_transport_is_replaced_and_unregistered() {
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let (_port, addr) = listen(&reactor, move || {
+        Scripted::new(&l).made(|t| {
+            register_two_farewells(t);
+            t.lose_connection();
+        })
+    });
+    let t = thread::spawn(move || {
+        let mut s = client(addr);
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).map(|_| got)
+    });
+    spin_until(&reactor, || lost_count(&log) == 1);
+    assert_eq!(t.join().unwrap().unwrap(), b"first second ");
+    assert_eq!(lost(&log), Some("clean"));
+}
