@@ -235,6 +235,8 @@ pub(crate) struct Inner {
     tasks: RefCell<Slab<Rc<executor::SpawnedTask>>>,
     /// The pool behind `task::defer_to_thread`, made on first use.
     pool: RefCell<Option<crate::task::ThreadPool>>,
+    /// What TCP connects use to look up host names, if not the system's.
+    resolver: RefCell<Option<crate::connector::NameResolver>>,
     /// The token of the connection whose `data_received` runs now.
     dispatching: Cell<usize>,
     /// Connections written to during that call, to flush when it returns.
@@ -369,6 +371,7 @@ impl Reactor {
                 continuations: RefCell::new(Slab::new()),
                 tasks: RefCell::new(Slab::new()),
                 pool: RefCell::new(None),
+                resolver: RefCell::new(None),
                 dispatching: Cell::new(NOT_DISPATCHING),
                 dirty: RefCell::new(Vec::new()),
                 flushing: RefCell::new(Vec::new()),
@@ -913,6 +916,34 @@ impl Reactor {
                 r
             });
         })
+    }
+
+    /// Makes TCP connects by host name look names up with `resolve`
+    /// instead of the system's resolver (`getaddrinfo`); Twisted's
+    /// `installNameResolver`. Like the system's, it is called on a
+    /// thread of its own, never the reactor's, so it may block. Address
+    /// literals are not looked up.
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use torsion::Reactor;
+    /// let reactor = Reactor::new().unwrap();
+    /// // Every name is this host.
+    /// reactor.install_name_resolver(|_name: &str, port| {
+    ///     Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])
+    /// });
+    /// ```
+    pub fn install_name_resolver(
+        &self,
+        resolve: impl Fn(&str, u16) -> io::Result<Vec<std::net::SocketAddr>> + Send + Sync + 'static,
+    ) {
+        *self.inner.resolver.borrow_mut() = Some(Arc::new(resolve));
+    }
+
+    /// The resolver installed with
+    /// [`install_name_resolver`](Self::install_name_resolver), if any.
+    pub(crate) fn name_resolver(&self) -> Option<crate::connector::NameResolver> {
+        self.inner.resolver.borrow().clone()
     }
 
     /// The reactor's default thread pool (10 threads), made on first use.
