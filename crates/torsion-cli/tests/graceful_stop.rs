@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{Server, BIN, LOOPBACK, PATIENCE};
+use support::{Server, BIN, COUNT_TURNS, LOOPBACK, PATIENCE};
 
 /// A directory of its own holding one sparse 1 GiB file, removed on drop.
 struct Dir(PathBuf);
@@ -36,22 +36,12 @@ impl Drop for Dir {
     }
 }
 
-/// The `turns=N` field of the reactor's last log line.
-fn turns(server: &Server) -> u64 {
-    let lines = server.lines_containing("reactor stopped");
-    let line = lines.last().expect("the reactor logs when it stops");
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix("turns="))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no turns=N in {line:?}"))
-}
-
 #[test]
 fn a_second_sigterm_ends_a_drain_that_sleeps_while_it_waits() {
     let dir = Dir::with_big_file();
     let mut server = Server::start(
         Command::new(BIN)
-            .args(["--log-level", "info,torsion::reactor=debug"])
+            .args(COUNT_TURNS)
             .args(["web", "--listen", LOOPBACK, "--path"])
             .arg(&dir.0),
         1,
@@ -101,7 +91,7 @@ fn a_second_sigterm_ends_a_drain_that_sleeps_while_it_waits() {
     // Serving, then a second of waiting, took a few dozen turns of the
     // loop; one that polls without sleeping makes thousands a second even
     // on a loaded machine.
-    let turns = turns(&server);
+    let turns = server.turns_logged();
     assert!(turns < 1000, "{turns} turns of the reactor's loop");
     drop(client);
 }
