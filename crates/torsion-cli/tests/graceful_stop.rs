@@ -18,8 +18,8 @@ use support::{Server, BIN, COUNT_TURNS, LOOPBACK, PATIENCE};
 struct Dir(PathBuf);
 
 impl Dir {
-    fn with_big_file() -> Dir {
-        let p = std::env::temp_dir().join(format!("torsion-stop-{}", std::process::id()));
+    fn with_big_file(name: &str) -> Dir {
+        let p = std::env::temp_dir().join(format!("torsion-stop-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&p);
         fs::create_dir_all(&p).unwrap();
         fs::File::create(p.join("big.bin"))
@@ -38,10 +38,20 @@ impl Drop for Dir {
 
 #[test]
 fn a_second_sigterm_ends_a_drain_that_sleeps_while_it_waits() {
-    let dir = Dir::with_big_file();
+    second_sigterm_ends_a_sleeping_drain("1");
+}
+
+#[test]
+fn with_workers_a_second_sigterm_ends_every_workers_drain() {
+    second_sigterm_ends_a_sleeping_drain("2");
+}
+
+fn second_sigterm_ends_a_sleeping_drain(workers: &str) {
+    let dir = Dir::with_big_file(workers);
     let mut server = Server::start(
         Command::new(BIN)
             .args(COUNT_TURNS)
+            .args(["--workers", workers])
             .args(["web", "--listen", LOOPBACK, "--path"])
             .arg(&dir.0),
         1,

@@ -160,21 +160,27 @@ impl Server {
     }
 
     /// The turns of the reactor's loop the process logged as it stopped
-    /// (started with [`COUNT_TURNS`]). A count of wakeups, not a time:
-    /// a loop that sleeps while it waits makes a few, one that spins
-    /// makes thousands a second however loaded the machine is.
+    /// (started with [`COUNT_TURNS`]); with `--workers`, the most any of
+    /// its reactors made. A count of wakeups, not a time: a loop that
+    /// sleeps while it waits makes a few, one that spins makes thousands
+    /// a second however loaded the machine is.
     pub fn turns_logged(&self) -> u64 {
         let lines = self.lines_containing("reactor stopped");
-        let line = lines.last().unwrap_or_else(|| {
-            panic!(
-                "no \"reactor stopped\" line (started with COUNT_TURNS?):\n{}",
-                self.log_text()
-            )
-        });
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix("turns="))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no turns=N in {line:?}"))
+        assert!(
+            !lines.is_empty(),
+            "no \"reactor stopped\" line (started with COUNT_TURNS?):\n{}",
+            self.log_text()
+        );
+        lines
+            .iter()
+            .map(|line| {
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix("turns="))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("no turns=N in {line:?}"))
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// Stops the process with SIGTERM, waits for it to exit cleanly, and

@@ -52,11 +52,14 @@
 //! While it waits for guards and for connections to flush, the loop
 //! sleeps like any other: until a socket is ready or a timer (the
 //! shutdown timeout, a trigger's own deadline) is due. A second SIGINT or
-//! SIGTERM during the sequence cuts it short: it stops waiting for
-//! guards, aborts the connections still open (each gets its
-//! `connection_lost`), runs the `During` and `After` triggers that have not
-//! run, and `run` returns. A second [`stop`](Reactor::stop) call does not;
-//! it is a no-op while the sequence runs.
+//! SIGTERM during the sequence (or [`ReactorHandle::stop_now`], which a
+//! program with one reactor per thread uses to pass that signal on) cuts
+//! it short: it stops waiting for guards, aborts the connections still
+//! open (each gets its `connection_lost`), runs the `During` and `After`
+//! triggers that have not run, and `run` returns. A second
+//! [`stop`](Reactor::stop) call does not; it is a no-op while the
+//! sequence runs. A guard still held then is not waited for again, and
+//! counts against the next shutdown of the same reactor until it drops.
 
 mod executor;
 mod signals;
@@ -198,6 +201,8 @@ pub(crate) struct Shared {
     queue: Mutex<Vec<Remote>>,
     woken: AtomicBool,
     stop: AtomicBool,
+    /// [`ReactorHandle::stop_now`] was called.
+    stop_now: AtomicBool,
     waker: Waker,
 }
 
@@ -355,6 +360,7 @@ impl Reactor {
                     queue: Mutex::new(Vec::new()),
                     woken: AtomicBool::new(false),
                     stop: AtomicBool::new(false),
+                    stop_now: AtomicBool::new(false),
                     waker,
                 }),
                 state: Cell::new(State::Idle),
@@ -567,7 +573,7 @@ impl Reactor {
             // Moves on to `During`: listeners close, `During` triggers run.
             self.advance_shutdown();
         }
-        self.abort_all_connections("second shutdown signal; aborted connections still open");
+        self.abort_all_connections("shutdown cut short; aborted the connections still open");
     }
 
     /// How many turns the loop has made (one poll of the system each):
@@ -716,6 +722,12 @@ impl Reactor {
         }
         if shared.stop.swap(false, Ordering::AcqRel) {
             self.stop();
+        }
+        if shared.stop_now.swap(false, Ordering::AcqRel) {
+            // Start the sequence if it has not started, and cut it short.
+            self.stop();
+            self.advance_shutdown();
+            self.force_stop();
         }
     }
 
@@ -1161,6 +1173,35 @@ impl ReactorHandle {
     /// Starts the reactor's shutdown sequence.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    /// Ends the reactor's shutdown sequence at once, as a second SIGINT
+    /// or SIGTERM does (starting it first if it has not started): guards
+    /// are no longer waited for, the connections still open are aborted,
+    /// and [`Reactor::run`] returns. A program that runs one reactor per
+    /// thread passes its second signal on to the others with this.
+    ///
+    /// ```
+    /// use torsion::{Phase, Reactor, SystemEvent};
+    /// let reactor = Reactor::new().unwrap();
+    /// // A trigger that would hold the shutdown forever.
+    /// let kept = std::rc::Rc::new(std::cell::RefCell::new(None));
+    /// let k = kept.clone();
+    /// reactor.add_system_event_trigger(Phase::Before, SystemEvent::Shutdown, move |guard| {
+    ///     *k.borrow_mut() = Some(guard);
+    /// });
+    /// let handle = reactor.handle();
+    /// std::thread::spawn(move || handle.stop_now()).join().unwrap();
+    /// reactor.run().unwrap(); // returns all the same
+    /// assert!(kept.borrow().is_some());
+    /// ```
+    pub fn stop_now(&self) {
+        self.shared.stop_now.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    fn wake(&self) {
         if !self.shared.woken.swap(true, Ordering::AcqRel) {
             if let Err(e) = self.shared.waker.wake() {
                 tracing::error!(error = %e, "could not wake the reactor");
