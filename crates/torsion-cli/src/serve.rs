@@ -151,9 +151,16 @@ where
         });
         let _ = check.start(Duration::from_millis(10), true);
         // The loop stops with the reactor; keep it until then.
-        r.add_system_event_trigger(Phase::After, SystemEvent::Shutdown, move |_| check.stop());
+        r.add_system_event_trigger(Phase::After, SystemEvent::Shutdown, move |_| {
+            check.stop();
+            // A second signal cut this shutdown short (or every worker is
+            // done already): the workers stop waiting too.
+            for h in &handles {
+                h.stop_now();
+            }
+        });
     });
-    main.run().map_err(Error::Reactor)?;
+    main.run().map_err(|e| Error::Reactor(e.into()))?;
     for j in joins {
         let _ = j.join();
     }
@@ -255,7 +262,7 @@ pub(crate) fn serve<F: Factory>(
         ports.push(port);
     }
 
-    reactor.run().map_err(Error::Reactor)?;
+    reactor.run().map_err(|e| Error::Reactor(e.into()))?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use support::{Server, BIN, LOOPBACK, PATIENCE};
+use support::{Server, BIN, COUNT_TURNS, LOOPBACK, PATIENCE};
 use torsion::protocols::wire::chargen_bytes;
 
 fn start(service: &str, extra: &[&str]) -> Server {
@@ -33,18 +33,6 @@ fn read_all(server: &Server) -> Vec<u8> {
     s.read_to_end(&mut out)
         .expect("read until the server closes");
     out
-}
-
-/// Resident memory of a process, in bytes.
-pub fn rss(pid: u32) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS in /proc/PID/status");
-    kb * 1024
 }
 
 #[test]
@@ -103,32 +91,34 @@ fn discard_reads_and_answers_nothing() {
 }
 
 #[test]
-fn chargen_sends_the_pattern_at_the_readers_pace_with_bounded_memory() {
-    let server = start("chargen", &[]);
+fn chargen_sends_the_pattern_at_the_readers_pace_without_spinning() {
+    let mut server = Server::start(
+        Command::new(BIN)
+            .args(COUNT_TURNS)
+            .args(["chargen", "--listen", LOOPBACK]),
+        1,
+    );
     let mut s = connect(&server);
-    // A client that reads nothing for a while.
+    // A client that reads nothing for a second: the server fills the
+    // socket, then waits. (That it queues at most a chunk meanwhile is
+    // counted byte by byte in the engine's tests/wire.rs; the process's
+    // memory is a figure for the bench, not for a timed test.)
     let mut first = vec![0u8; 10];
     s.read_exact(&mut first).unwrap();
-    let before = rss(server.pid());
-    std::thread::sleep(Duration::from_millis(500));
-    let cpu_before = server.cpu_time();
-    std::thread::sleep(Duration::from_millis(500));
-    let grew = rss(server.pid()).saturating_sub(before);
-    assert!(
-        grew < 8 << 20,
-        "the server grew by {grew} bytes for a client that reads nothing"
-    );
-    let spent = server.cpu_time().saturating_sub(cpu_before);
-    assert!(
-        spent < Duration::from_millis(300),
-        "the server spun while blocked: {spent:?}"
-    );
+    std::thread::sleep(Duration::from_secs(1));
 
     // Then it reads 8 MiB: the pattern, continuous.
     let mut got = first;
     got.resize(8 << 20, 0);
     s.read_exact(&mut got[10..]).unwrap();
     assert!(got == chargen_bytes(got.len()), "the pattern is continuous");
+    drop(s);
+    // The wait cost a turn or two of the server's loop, and the 8 MiB one
+    // per time the socket drained; a loop that spins while the socket is
+    // full makes thousands a second, however loaded the machine.
+    let turns = server.stop_counting_turns();
+    eprintln!("{turns} turns of the server's loop");
+    assert!(turns < 3000, "{turns} turns of the server's loop");
 }
 
 #[test]

@@ -27,6 +27,9 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A host name lookup installed with [`Reactor::install_name_resolver`].
+pub(crate) type NameResolver = Arc<dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync>;
+
 /// Where a connector connects.
 #[derive(Clone, Debug)]
 pub(crate) enum Target {
@@ -274,12 +277,16 @@ impl Connector {
                 let me = self.clone();
                 let r = reactor.clone();
                 let name = host.clone();
+                let resolver = reactor.name_resolver();
                 reactor.run_in_thread(
                     move || {
-                        (name.as_str(), port)
-                            .to_socket_addrs()
-                            .map(|a| a.collect::<VecDeque<_>>())
-                            .map_err(|e| e.to_string())
+                        match resolver {
+                            Some(resolve) => resolve(&name, port).map(VecDeque::from),
+                            None => (name.as_str(), port)
+                                .to_socket_addrs()
+                                .map(|a| a.collect::<VecDeque<_>>()),
+                        }
+                        .map_err(|e| e.to_string())
                     },
                     move |result| {
                         if me.inner.attempt_id.get() != id || !me.is_connecting() {

@@ -55,6 +55,8 @@
 //! | `reactor.callFromThread(f)` | [`ReactorHandle::call_from_thread`] |
 //! | `reactor.listenTCP(1234, f)` | [`Reactor::listen_tcp`] |
 //! | `reactor.connectTCP(h, p, f)` | [`Reactor::connect_tcp`] → [`Connector`] |
+//! | `reactor.installNameResolver(r)` | [`Reactor::install_name_resolver`] |
+//! | `ReactorAlreadyRunning` | [`RunError::AlreadyRunning`] |
 //! | `serverFromString(reactor, "tcp:1234")` | [`endpoints::server`] |
 //! | `class Echo(protocol.Protocol)` | `impl Protocol for Echo` |
 //! | `self.transport.write(data)` | [`Transport::write`] |
@@ -88,7 +90,8 @@ pub use connector::Connector;
 pub use listener::{ListeningPort, STARVED_RETRY};
 pub use protocol::{ClientFactory, ConnectError, ConnectionLost, Factory, HalfClose, Protocol};
 pub use reactor::{
-    DelayedCall, Phase, PhaseGuard, Reactor, ReactorHandle, SystemEvent, TriggerId, WeakReactor,
+    DelayedCall, Phase, PhaseGuard, Reactor, ReactorHandle, RunError, SystemEvent, TriggerId,
+    WeakReactor,
 };
 pub use reconnect::{ReconnectingClientFactory, RetryControl};
 pub use stream::LINGER;

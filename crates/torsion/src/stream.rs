@@ -1077,20 +1077,28 @@ impl TransportBackend for StreamConn {
             producer.stop_producing();
             return;
         };
-        let then = {
+        let (old, then) = {
             let mut io = self.io.borrow_mut();
-            io.extra().producer = Some((producer, streaming));
+            let old = io.extra().producer.replace((producer, streaming));
             io.flags.producer_paused = false;
             io.flags.pull_pending = false;
-            me.after_output(&reactor, &mut io)
+            (old, me.after_output(&reactor, &mut io))
         };
+        // Dropped with the connection no longer borrowed: a producer's
+        // `Drop` may use the transport.
+        drop(old);
         me.then(&reactor, then);
     }
 
     fn unregister_producer(&self) {
-        if let Some(e) = self.io.borrow_mut().extra.as_mut() {
-            e.producer = None;
-        }
+        let old = self
+            .io
+            .borrow_mut()
+            .extra
+            .as_mut()
+            .and_then(|e| e.producer.take());
+        // As in `register_producer`: dropped after the borrow ends.
+        drop(old);
     }
 
     fn set_write_buffer_limits(&self, high: usize, low: usize) {

@@ -148,3 +148,25 @@ fn endpoints_hand_back_deferreds_of_the_port_and_the_protocol() {
         .add_errback(|_| Ok(Rc::new(RefCell::new(Talker::default()))));
     spin_until(&reactor, || *refused.borrow());
 }
+
+#[test]
+fn a_timeout_too_long_for_the_clock_connects_instead_of_panicking() {
+    let reactor = Reactor::new().unwrap();
+    let server_log = Log::default();
+    let sl = server_log.clone();
+    let (_port, addr) = listen(&reactor, move || Scripted::echo(&sl));
+    for host in ["127.0.0.1", "localhost"] {
+        let description = format!(
+            "tcp:host={host}:port={}:timeout=18446744073709551615",
+            addr.port()
+        );
+        let client_log = Log::default();
+        let cl = client_log.clone();
+        let client = endpoints::client(&reactor, &description).unwrap();
+        let connector =
+            client.connect(move |_: &Address| Scripted::new(&cl).made(|t| t.write(b"hi")));
+        spin_until(&reactor, || data_of(&client_log) == b"hi");
+        connector.disconnect();
+        spin_until(&reactor, || lost_count(&client_log) == 1);
+    }
+}

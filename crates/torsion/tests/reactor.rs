@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 use torsion::task::Clock;
-use torsion::{Address, Phase, Reactor, SystemEvent};
+use torsion::{Address, Phase, Reactor, RunError, SystemEvent};
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -427,4 +427,101 @@ fn a_reactor_driven_by_iterate_shuts_down_on_test_time() {
     clock.advance(secs(30));
     reactor.run_until_idle().unwrap();
     assert_eq!(*order.borrow(), ["before", "after"]);
+}
+
+/// What each of the loop's entry points answered when called from inside
+/// a callback.
+fn nested_calls(reactor: &Reactor) -> Vec<String> {
+    let r = reactor.clone();
+    // A nested `run` that was let in would run until this stops it.
+    let stop = reactor.call_later(Duration::ZERO, move || r.stop());
+    let answers = [
+        reactor.iterate(Some(Duration::ZERO)),
+        reactor.run_until_idle(),
+        reactor.run(),
+    ];
+    stop.cancel();
+    answers
+        .into_iter()
+        .map(|r| match r {
+            Err(RunError::AlreadyRunning) => "refused".to_string(),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn the_loop_refuses_to_be_entered_from_its_own_callbacks() {
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let answers: Rc<RefCell<Vec<Vec<String>>>> = Rc::default();
+    let (a, r) = (answers.clone(), reactor.clone());
+    let (_port, addr) = listen(&reactor, move || {
+        let (a, r) = (a.clone(), r.clone());
+        Scripted::new(&l).data(move |t, _| {
+            // From inside `data_received`, with the connection's own
+            // protocol borrowed.
+            a.borrow_mut().push(nested_calls(&r));
+            t.write(b"ok");
+        })
+    });
+    let mut client = TcpStream::connect(addr).unwrap();
+    client.write_all(b"go").unwrap();
+    spin_until(&reactor, || !answers.borrow().is_empty());
+    // The callback went on normally after the refusals.
+    let mut got = [0u8; 2];
+    client.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"ok");
+    drop(client);
+    // From a timer, and from a callback while `run` runs.
+    let (a, r) = (answers.clone(), reactor.clone());
+    reactor.call_later(Duration::ZERO, move || {
+        a.borrow_mut().push(nested_calls(&r))
+    });
+    spin_until(&reactor, || answers.borrow().len() == 2);
+    let (a, r) = (answers.clone(), reactor.clone());
+    reactor.call_soon(move || {
+        a.borrow_mut().push(nested_calls(&r));
+        r.stop();
+    });
+    reactor.run().unwrap();
+    assert_eq!(*answers.borrow(), vec![vec!["refused"; 3]; 3]);
+    // The refusals left no mark: the reactor is driven from outside again.
+    reactor.run_until_idle().unwrap();
+    let io: std::io::Error = RunError::AlreadyRunning.into();
+    assert!(io.to_string().contains("already running"), "{io}");
+}
+
+#[test]
+fn delays_too_long_for_the_clock_are_clamped_not_a_panic() {
+    let (reactor, clock) = test_reactor();
+    let century = secs(100 * 365 * 86_400);
+    let ran = Rc::new(Cell::new(0));
+    let r = ran.clone();
+    let never = reactor.call_later(Duration::MAX, move || r.set(r.get() + 1));
+    assert_eq!(never.time(), Some(clock.now() + century));
+    let r = ran.clone();
+    let moved = reactor.call_later(secs(1), move || r.set(r.get() + 1));
+    assert!(moved.reset(Duration::MAX));
+    assert_eq!(moved.time(), Some(clock.now() + century));
+    let r = ran.clone();
+    let pushed = reactor.call_later(secs(1), move || r.set(r.get() + 1));
+    assert!(pushed.delay(Duration::MAX));
+    assert!(pushed.time() > Some(clock.now() + secs(90 * 365 * 86_400)));
+    // A long interval whose ticks soon leave what an `Instant` holds.
+    let ticks = Rc::new(Cell::new(0));
+    let t = ticks.clone();
+    let looping = torsion::task::LoopingCall::new(&reactor, move || t.set(t.get() + 1));
+    let _done = looping.start(Duration::MAX / 2, true);
+    reactor.run_until_idle().unwrap();
+    clock.advance(secs(3600));
+    reactor.run_until_idle().unwrap();
+    assert_eq!((ran.get(), ticks.get()), (0, 1));
+    // The test clock itself saturates too.
+    clock.advance(Duration::MAX);
+    reactor.run_until_idle().unwrap();
+    assert_eq!(ran.get(), 3, "a century later all three ran");
+    looping.stop();
+    assert!(!never.active() && !moved.active() && !pushed.active());
 }

@@ -490,12 +490,44 @@ fn connecting_by_host_name_resolves_off_the_reactor_thread() {
     let log = Log::default();
     let l = log.clone();
     let (_port, addr) = listen(&reactor, move || Scripted::echo(&l));
+    // A lookup that blocks until the test lets it answer, and says on
+    // which thread it ran.
+    let (asked_tx, asked_rx) = mpsc::channel::<(String, thread::ThreadId)>();
+    let (answer_tx, answer_rx) = mpsc::channel::<()>();
+    let asked_tx = std::sync::Mutex::new(asked_tx);
+    let answer_rx = std::sync::Mutex::new(answer_rx);
+    reactor.install_name_resolver(move |name, port| {
+        let me = thread::current().id();
+        asked_tx
+            .lock()
+            .unwrap()
+            .send((name.to_string(), me))
+            .unwrap();
+        // Bounded, so that a lookup made on the reactor's thread fails
+        // the test instead of hanging it.
+        let answer = answer_rx
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(10));
+        answer.map_err(std::io::Error::other)?;
+        Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))])
+    });
     let client_log = Log::default();
     let cl = client_log.clone();
     let connector = reactor.connect_tcp(
-        TcpConnect::new("localhost", addr.port()),
+        TcpConnect::new("slow.example", addr.port()),
         move |_: &Address| Scripted::new(&cl).made(|t| t.write(b"by name")),
     );
+    let (name, lookup_thread) = asked_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(name, "slow.example");
+    assert_ne!(lookup_thread, thread::current().id());
+    // While the lookup hangs, the reactor goes on: a timer fires.
+    let fired = Rc::new(Cell::new(false));
+    let f = fired.clone();
+    reactor.call_later(Duration::from_millis(1), move || f.set(true));
+    spin_until(&reactor, || fired.get());
+    assert!(!connector.is_connected());
+    answer_tx.send(()).unwrap();
     spin_until(&reactor, || data_of(&client_log) == b"by name");
     connector.disconnect();
     spin_until(&reactor, || lost_count(&client_log) == 1);
@@ -985,4 +1017,25 @@ fn pause_reading_on_backlog_bounds_an_echo_to_a_client_that_does_not_read() {
     tx.send(()).unwrap();
     spin_until(&reactor, || writer.is_finished());
     assert_eq!(writer.join().unwrap(), total);
+}
+
+#[test]
+fn a_producer_whose_drop_writes_to_its_transport_is_replaced_and_unregistered() {
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let (_port, addr) = listen(&reactor, move || {
+        Scripted::new(&l).made(|t| {
+            register_two_farewells(t);
+            t.lose_connection();
+        })
+    });
+    let t = thread::spawn(move || {
+        let mut s = client(addr);
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).map(|_| got)
+    });
+    spin_until(&reactor, || lost_count(&log) == 1);
+    assert_eq!(t.join().unwrap().unwrap(), b"first second ");
+    assert_eq!(lost(&log), Some("clean"));
 }

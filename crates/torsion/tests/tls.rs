@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{random_bytes, Chunker, CHUNK};
+use common::{random_bytes, register_two_farewells, Chunker, CHUNK};
 use rustls::pki_types::ServerName;
 use std::cell::{Cell, RefCell};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -1763,4 +1763,21 @@ fn a_tls_connector_hands_out_and_disconnects_the_tls_transport() {
     connector.disconnect();
     spin(&reactor, || lost(&server) && lost(&client));
     assert!(is_clean(&server), "{:?}", server.borrow().lost);
+}
+
+#[test]
+fn a_producer_whose_drop_writes_to_its_transport_is_replaced_and_unregistered() {
+    let ca = Ca::new("ca");
+    let leaf = ca.leaf(&["localhost"]);
+    let reactor = Reactor::new().unwrap();
+    let server = shared();
+    let s = server.clone();
+    let (_port, addr) = listen_tls(&reactor, ServerTls::new(identity(&leaf)), move || {
+        P::new(&s).made(register_two_farewells)
+    });
+    let client = shared();
+    let c = client.clone();
+    let (_connector, _) = connect_tls(&reactor, addr, trust(&ca), "localhost", move || P::new(&c));
+    spin(&reactor, || client.borrow().data == b"first second ");
+    assert!(!lost(&server));
 }

@@ -18,6 +18,11 @@ pub const LOOPBACK: &str = "tcp:0:interface=127.0.0.1";
 /// How long any single wait in these tests may take before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
+/// Options that make `torsion` log, as it stops, how many turns its
+/// reactor's loop made (one poll of the system each): see
+/// [`Server::stop_counting_turns`].
+pub const COUNT_TURNS: [&str; 2] = ["--log-level", "info,torsion::reactor=debug"];
+
 /// The lines a child wrote to stderr, shared with the thread reading them.
 #[derive(Default)]
 struct Log {
@@ -154,17 +159,41 @@ impl Server {
         wait_child(&mut self.child, timeout)
     }
 
-    /// User plus system CPU time the process has used so far.
-    pub fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
-            .expect("read /proc/PID/stat");
-        // The command name may hold spaces; the fields after it do not.
-        let after_name = &stat[stat.rfind(')').expect("stat has a name") + 1..];
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        // Fields 14 and 15 of stat(5): utime and stime, in clock ticks;
-        // after the name, field 3 (state) has index 0.
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second() as f64)
+    /// The turns of the reactor's loop the process logged as it stopped
+    /// (started with [`COUNT_TURNS`]); with `--workers`, the most any of
+    /// its reactors made. A count of wakeups, not a time: a loop that
+    /// sleeps while it waits makes a few, one that spins makes thousands
+    /// a second however loaded the machine is.
+    pub fn turns_logged(&self) -> u64 {
+        let lines = self.lines_containing("reactor stopped");
+        assert!(
+            !lines.is_empty(),
+            "no \"reactor stopped\" line (started with COUNT_TURNS?):\n{}",
+            self.log_text()
+        );
+        lines
+            .iter()
+            .map(|line| {
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix("turns="))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("no turns=N in {line:?}"))
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Stops the process with SIGTERM, waits for it to exit cleanly, and
+    /// returns [`turns_logged`](Self::turns_logged).
+    pub fn stop_counting_turns(&mut self) -> u64 {
+        self.signal("TERM");
+        let status = self.wait_exit(PATIENCE);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{status:?} after SIGTERM:\n{}",
+            self.log_text()
+        );
+        self.turns_logged()
     }
 }
 
@@ -173,16 +202,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn clock_ticks_per_second() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100)
 }
 
 /// Polls `child` until it exits or `timeout` passes.

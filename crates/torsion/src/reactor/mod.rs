@@ -25,6 +25,11 @@
 //! protocol may write to any transport, close any connection, listen,
 //! connect, schedule timers or stop the reactor from inside a callback;
 //! whatever that causes for other protocols is queued for a later step.
+//! The loop itself is not re-entrant: [`run`](Reactor::run),
+//! [`iterate`](Reactor::iterate) and [`run_until_idle`](Reactor::run_until_idle)
+//! called from inside one of the reactor's own callbacks (or while `run`
+//! runs) do nothing and return [`RunError::AlreadyRunning`], Twisted's
+//! `ReactorAlreadyRunning`.
 //!
 //! # Shutdown
 //!
@@ -43,9 +48,23 @@
 //!    [`set_shutdown_timeout`](Reactor::set_shutdown_timeout)) are aborted.
 //!    Every protocol gets its `connection_lost`.
 //! 3. `After` triggers run and [`run`](Reactor::run) returns.
+//!
+//! While it waits for guards and for connections to flush, the loop
+//! sleeps like any other: until a socket is ready or a timer (the
+//! shutdown timeout, a trigger's own deadline) is due. A second SIGINT or
+//! SIGTERM during the sequence (or [`ReactorHandle::stop_now`], which a
+//! program with one reactor per thread uses to pass that signal on) cuts
+//! it short: it stops waiting for guards, aborts the connections still
+//! open (each gets its `connection_lost`), runs the `During` and `After`
+//! triggers that have not run, and `run` returns. A second
+//! [`stop`](Reactor::stop) call does not; it is a no-op while the
+//! sequence runs. A guard still held then is not waited for again, and
+//! counts against the next shutdown of the same reactor until it drops.
 
 mod executor;
 mod signals;
+#[cfg(test)]
+mod tests;
 pub(crate) mod timers;
 
 use crate::connector::PendingConnect;
@@ -182,6 +201,8 @@ pub(crate) struct Shared {
     queue: Mutex<Vec<Remote>>,
     woken: AtomicBool,
     stop: AtomicBool,
+    /// [`ReactorHandle::stop_now`] was called.
+    stop_now: AtomicBool,
     waker: Waker,
 }
 
@@ -196,7 +217,16 @@ pub(crate) struct Inner {
     clock: Option<Clock>,
     shared: Arc<Shared>,
     state: Cell<State>,
+    /// `stop` was called and the shutdown sequence has not started yet.
     stop_requested: Cell<bool>,
+    /// A second stop signal cut the shutdown sequence short: it no
+    /// longer waits for guards.
+    stop_forced: Cell<bool>,
+    /// `run`, `iterate` or `run_until_idle` is running: a nested call is
+    /// refused.
+    entered: Cell<bool>,
+    /// Turns of the loop made so far (one poll each).
+    turns: Cell<u64>,
     triggers: RefCell<Triggers>,
     guards: Rc<Cell<usize>>,
     shutdown_timeout: Cell<Duration>,
@@ -210,6 +240,8 @@ pub(crate) struct Inner {
     tasks: RefCell<Slab<Rc<executor::SpawnedTask>>>,
     /// The pool behind `task::defer_to_thread`, made on first use.
     pool: RefCell<Option<crate::task::ThreadPool>>,
+    /// What TCP connects use to look up host names, if not the system's.
+    resolver: RefCell<Option<crate::connector::NameResolver>>,
     /// The token of the connection whose `data_received` runs now.
     dispatching: Cell<usize>,
     /// Connections written to during that call, to flush when it returns.
@@ -222,6 +254,56 @@ pub(crate) struct Inner {
 
 /// No connection is being dispatched.
 pub(crate) const NOT_DISPATCHING: usize = usize::MAX;
+
+/// Why [`Reactor::run`], [`Reactor::iterate`] or
+/// [`Reactor::run_until_idle`] failed.
+///
+/// Converts into an [`io::Error`], so `?` works in a function that
+/// returns `io::Result`.
+///
+/// ```
+/// use torsion::{Reactor, RunError};
+/// let reactor = Reactor::new().unwrap();
+/// let r = reactor.clone();
+/// reactor.call_soon(move || {
+///     // A callback cannot drive the loop that is calling it.
+///     match r.iterate(None) {
+///         Err(RunError::AlreadyRunning) => r.stop(),
+///         other => panic!("{other:?}"),
+///     }
+/// });
+/// reactor.run().unwrap();
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The loop is already running: `run`, `iterate` or `run_until_idle`
+    /// was called from inside one of the reactor's own callbacks (Twisted's
+    /// `ReactorAlreadyRunning`). Nothing was done.
+    #[error("the reactor is already running: it cannot be run from inside its own callbacks")]
+    AlreadyRunning,
+    /// Waiting for events failed.
+    #[error("the reactor could not poll for events: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl From<RunError> for io::Error {
+    fn from(e: RunError) -> io::Error {
+        match e {
+            RunError::Io(e) => e,
+            other => io::Error::other(other),
+        }
+    }
+}
+
+/// Held while `run`, `iterate` or `run_until_idle` runs.
+struct Entered(Rc<Inner>);
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        self.0.entered.set(false);
+    }
+}
 
 /// A single-threaded event loop. Clone it to hand it around: every clone
 /// is the same reactor.
@@ -278,10 +360,14 @@ impl Reactor {
                     queue: Mutex::new(Vec::new()),
                     woken: AtomicBool::new(false),
                     stop: AtomicBool::new(false),
+                    stop_now: AtomicBool::new(false),
                     waker,
                 }),
                 state: Cell::new(State::Idle),
                 stop_requested: Cell::new(false),
+                stop_forced: Cell::new(false),
+                entered: Cell::new(false),
+                turns: Cell::new(0),
                 triggers: RefCell::new(Triggers::default()),
                 guards: Rc::new(Cell::new(0)),
                 shutdown_timeout: Cell::new(DEFAULT_SHUTDOWN_TIMEOUT),
@@ -291,6 +377,7 @@ impl Reactor {
                 continuations: RefCell::new(Slab::new()),
                 tasks: RefCell::new(Slab::new()),
                 pool: RefCell::new(None),
+                resolver: RefCell::new(None),
                 dispatching: Cell::new(NOT_DISPATCHING),
                 dirty: RefCell::new(Vec::new()),
                 flushing: RefCell::new(Vec::new()),
@@ -333,9 +420,11 @@ impl Reactor {
     }
 
     /// Runs `f` after `delay`, on this thread. The returned
-    /// [`DelayedCall`] cancels or moves it.
+    /// [`DelayedCall`] cancels or moves it. A delay too long to add to
+    /// the clock (`Duration::MAX`) is clamped to a century: the call
+    /// stays pending and never runs.
     pub fn call_later(&self, delay: Duration, f: impl FnOnce() + 'static) -> DelayedCall {
-        let deadline = self.now() + delay;
+        let deadline = timers::deadline_after(self.now(), delay);
         let key = self.inner.timers.borrow_mut().insert(deadline, Box::new(f));
         DelayedCall {
             reactor: self.downgrade(),
@@ -406,7 +495,22 @@ impl Reactor {
 
     /// Runs the loop until [`stop`](Self::stop) and the shutdown sequence
     /// complete. A reactor may be run again after it returns.
-    pub fn run(&self) -> io::Result<()> {
+    ///
+    /// Called from inside one of this reactor's callbacks it returns
+    /// [`RunError::AlreadyRunning`] at once:
+    ///
+    /// ```
+    /// use torsion::{Reactor, RunError};
+    /// let reactor = Reactor::new().unwrap();
+    /// let r = reactor.clone();
+    /// reactor.call_soon(move || {
+    ///     assert!(matches!(r.run(), Err(RunError::AlreadyRunning)));
+    ///     r.stop();
+    /// });
+    /// reactor.run().unwrap();
+    /// ```
+    pub fn run(&self) -> Result<(), RunError> {
+        let _entered = self.enter()?;
         self.inner.state.set(State::Running);
         for phase in [Phase::Before, Phase::During, Phase::After] {
             self.fire_triggers(phase, SystemEvent::Startup);
@@ -416,28 +520,86 @@ impl Reactor {
         }
         self.inner.state.set(State::Idle);
         self.inner.stop_requested.set(false);
+        self.inner.stop_forced.set(false);
+        tracing::debug!(turns = self.inner.turns.get(), "reactor stopped");
         Ok(())
     }
 
+    /// Marks the loop as entered until the returned guard drops; refuses
+    /// if it already is.
+    fn enter(&self) -> Result<Entered, RunError> {
+        if self.inner.entered.replace(true) {
+            return Err(RunError::AlreadyRunning);
+        }
+        Ok(Entered(self.inner.clone()))
+    }
+
     /// Starts the shutdown sequence; [`run`](Self::run) returns once it
-    /// completes. Safe to call from any callback, any number of times.
+    /// completes. Safe to call from any callback, any number of times:
+    /// once the sequence has started, further calls do nothing.
     /// On a reactor that is not running, the sequence runs on the next
     /// [`iterate`](Self::iterate) or `run`.
     pub fn stop(&self) {
-        self.inner.stop_requested.set(true);
+        if !matches!(
+            self.inner.state.get(),
+            State::StoppingBefore | State::StoppingDuring
+        ) {
+            self.inner.stop_requested.set(true);
+        }
+    }
+
+    /// A stop signal (SIGINT, SIGTERM) arrived: the first starts the
+    /// shutdown sequence, one during the sequence cuts it short.
+    fn stop_signal(&self) {
+        if matches!(
+            self.inner.state.get(),
+            State::StoppingBefore | State::StoppingDuring
+        ) {
+            tracing::warn!(
+                "received a second shutdown signal; aborting what is left and stopping now"
+            );
+            self.force_stop();
+        } else {
+            tracing::info!("received a shutdown signal, stopping");
+            self.stop();
+        }
+    }
+
+    /// Ends a shutdown sequence under way without waiting: guards are no
+    /// longer waited for and the connections still open are aborted.
+    fn force_stop(&self) {
+        self.inner.stop_forced.set(true);
+        if self.inner.state.get() == State::StoppingBefore {
+            // Moves on to `During`: listeners close, `During` triggers run.
+            self.advance_shutdown();
+        }
+        self.abort_all_connections("shutdown cut short; aborted the connections still open");
+    }
+
+    /// How many turns the loop has made (one poll of the system each):
+    /// what tells a loop that sleeps while it waits from one that spins.
+    /// Tests count the turns some wait costs instead of timing it.
+    #[cfg(test)]
+    pub(crate) fn turns(&self) -> u64 {
+        self.inner.turns.get()
     }
 
     /// Runs one turn of the loop, waiting at most `timeout` for events
     /// (`None`: until something happens). Tests drive a reactor with this;
-    /// most programs call [`run`](Self::run).
-    pub fn iterate(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.turn(timeout)
+    /// most programs call [`run`](Self::run). From inside one of this
+    /// reactor's callbacks it returns [`RunError::AlreadyRunning`].
+    pub fn iterate(&self, timeout: Option<Duration>) -> Result<(), RunError> {
+        let _entered = self.enter()?;
+        self.turn(timeout)?;
+        Ok(())
     }
 
     /// Runs turns without waiting until nothing is ready: no queued
     /// callbacks, no due timers, no pending events. With a test
-    /// [`Clock`], this runs what an `advance` made due.
-    pub fn run_until_idle(&self) -> io::Result<()> {
+    /// [`Clock`], this runs what an `advance` made due. From inside one of
+    /// this reactor's callbacks it returns [`RunError::AlreadyRunning`].
+    pub fn run_until_idle(&self) -> Result<(), RunError> {
+        let _entered = self.enter()?;
         loop {
             self.turn(Some(Duration::ZERO))?;
             let due = self
@@ -483,6 +645,7 @@ impl Reactor {
 
     fn turn(&self, max: Option<Duration>) -> io::Result<()> {
         let timeout = self.poll_timeout(max);
+        self.inner.turns.set(self.inner.turns.get() + 1);
         let mut events = self
             .inner
             .events
@@ -526,11 +689,14 @@ impl Reactor {
             Source::Stream(s) => s.ready(self, event),
             Source::Connecting(c) => c.ready(self),
             Source::Signals => {
-                if let Some(sig) = self.inner.signals.borrow_mut().as_mut() {
-                    if sig.drain() {
-                        tracing::info!("received a shutdown signal, stopping");
-                        self.stop();
-                    }
+                let signalled = self
+                    .inner
+                    .signals
+                    .borrow_mut()
+                    .as_mut()
+                    .is_some_and(|sig| sig.drain());
+                if signalled {
+                    self.stop_signal();
                 }
             }
         }
@@ -556,6 +722,12 @@ impl Reactor {
         }
         if shared.stop.swap(false, Ordering::AcqRel) {
             self.stop();
+        }
+        if shared.stop_now.swap(false, Ordering::AcqRel) {
+            // Start the sequence if it has not started, and cut it short.
+            self.stop();
+            self.advance_shutdown();
+            self.force_stop();
         }
     }
 
@@ -590,29 +762,37 @@ impl Reactor {
         let inner = &self.inner;
         match inner.state.get() {
             // A reactor driven by `iterate` (tests) shuts down the same way.
-            State::Running | State::Idle if inner.stop_requested.get() => {
+            State::Running | State::Idle | State::Stopped if inner.stop_requested.get() => {
+                // The request is served: the loop need not hurry any more
+                // (a request still pending makes the poll return at once).
+                inner.stop_requested.set(false);
                 inner.state.set(State::StoppingBefore);
                 self.fire_triggers(Phase::Before, SystemEvent::Shutdown);
                 self.advance_shutdown();
             }
-            State::StoppingBefore if inner.guards.get() == 0 => {
+            State::StoppingBefore if inner.guards.get() == 0 || inner.stop_forced.get() => {
                 inner.state.set(State::StoppingDuring);
                 self.close_everything();
                 self.fire_triggers(Phase::During, SystemEvent::Shutdown);
                 let r = self.clone();
                 let deadline = self.call_later(inner.shutdown_timeout.get(), move || {
-                    r.abort_all_connections()
+                    r.abort_all_connections(
+                        "shutdown timeout passed; aborted connections that had not flushed",
+                    )
                 });
                 *inner.shutdown_deadline.borrow_mut() = Some(deadline);
                 self.advance_shutdown();
             }
-            State::StoppingDuring if inner.guards.get() == 0 && self.stream_count() == 0 => {
+            State::StoppingDuring
+                if (inner.guards.get() == 0 || inner.stop_forced.get())
+                    && self.stream_count() == 0 =>
+            {
                 if let Some(d) = inner.shutdown_deadline.borrow_mut().take() {
                     d.cancel();
                 }
                 self.fire_triggers(Phase::After, SystemEvent::Shutdown);
                 inner.state.set(State::Stopped);
-                inner.stop_requested.set(false);
+                inner.stop_forced.set(false);
             }
             _ => {}
         }
@@ -646,7 +826,7 @@ impl Reactor {
         }
     }
 
-    fn abort_all_connections(&self) {
+    fn abort_all_connections(&self, why: &str) {
         let mut n = 0;
         for source in self.snapshot_sources() {
             if let Source::Stream(c) = source {
@@ -655,10 +835,7 @@ impl Reactor {
             }
         }
         if n > 0 {
-            tracing::warn!(
-                connections = n,
-                "shutdown timeout passed; aborted connections that had not flushed"
-            );
+            tracing::warn!(connections = n, "{why}");
         }
     }
 
@@ -751,6 +928,34 @@ impl Reactor {
                 r
             });
         })
+    }
+
+    /// Makes TCP connects by host name look names up with `resolve`
+    /// instead of the system's resolver (`getaddrinfo`); Twisted's
+    /// `installNameResolver`. Like the system's, it is called on a
+    /// thread of its own, never the reactor's, so it may block. Address
+    /// literals are not looked up.
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use torsion::Reactor;
+    /// let reactor = Reactor::new().unwrap();
+    /// // Every name is this host.
+    /// reactor.install_name_resolver(|_name: &str, port| {
+    ///     Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])
+    /// });
+    /// ```
+    pub fn install_name_resolver(
+        &self,
+        resolve: impl Fn(&str, u16) -> io::Result<Vec<std::net::SocketAddr>> + Send + Sync + 'static,
+    ) {
+        *self.inner.resolver.borrow_mut() = Some(Arc::new(resolve));
+    }
+
+    /// The resolver installed with
+    /// [`install_name_resolver`](Self::install_name_resolver), if any.
+    pub(crate) fn name_resolver(&self) -> Option<crate::connector::NameResolver> {
+        self.inner.resolver.borrow().clone()
     }
 
     /// The reactor's default thread pool (10 threads), made on first use.
@@ -968,6 +1173,35 @@ impl ReactorHandle {
     /// Starts the reactor's shutdown sequence.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    /// Ends the reactor's shutdown sequence at once, as a second SIGINT
+    /// or SIGTERM does (starting it first if it has not started): guards
+    /// are no longer waited for, the connections still open are aborted,
+    /// and [`Reactor::run`] returns. A program that runs one reactor per
+    /// thread passes its second signal on to the others with this.
+    ///
+    /// ```
+    /// use torsion::{Phase, Reactor, SystemEvent};
+    /// let reactor = Reactor::new().unwrap();
+    /// // A trigger that would hold the shutdown forever.
+    /// let kept = std::rc::Rc::new(std::cell::RefCell::new(None));
+    /// let k = kept.clone();
+    /// reactor.add_system_event_trigger(Phase::Before, SystemEvent::Shutdown, move |guard| {
+    ///     *k.borrow_mut() = Some(guard);
+    /// });
+    /// let handle = reactor.handle();
+    /// std::thread::spawn(move || handle.stop_now()).join().unwrap();
+    /// reactor.run().unwrap(); // returns all the same
+    /// assert!(kept.borrow().is_some());
+    /// ```
+    pub fn stop_now(&self) {
+        self.shared.stop_now.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    fn wake(&self) {
         if !self.shared.woken.swap(true, Ordering::AcqRel) {
             if let Err(e) = self.shared.waker.wake() {
                 tracing::error!(error = %e, "could not wake the reactor");
@@ -1033,21 +1267,23 @@ impl DelayedCall {
     }
 
     /// Reschedules the call to run `delay` from now. Returns `false` if it
-    /// is no longer pending.
+    /// is no longer pending. A delay too long to add to the clock is
+    /// clamped as in [`Reactor::call_later`].
     pub fn reset(&self, delay: Duration) -> bool {
         let Some(inner) = self.reactor.upgrade() else {
             return false;
         };
-        let deadline = Reactor::from_inner(inner).now() + delay;
+        let deadline = timers::deadline_after(Reactor::from_inner(inner).now(), delay);
         self.with_queue(|q| q.reschedule(self.key, deadline))
             .unwrap_or(false)
     }
 
     /// Pushes the call `by` later than it was due. Returns `false` if it
-    /// is no longer pending.
+    /// is no longer pending. A delay too long to add to the clock is
+    /// clamped as in [`Reactor::call_later`].
     pub fn delay(&self, by: Duration) -> bool {
         self.with_queue(|q| match q.deadline(self.key) {
-            Some(d) => q.reschedule(self.key, d + by),
+            Some(d) => q.reschedule(self.key, timers::deadline_after(d, by)),
             None => false,
         })
         .unwrap_or(false)

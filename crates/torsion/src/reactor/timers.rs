@@ -12,7 +12,21 @@
 //! last rescheduled), which is what Twisted's `callLater` promises.
 
 use slab::Slab;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How far out a deadline that would not fit in an [`Instant`] is kept:
+/// a century, in practice never.
+pub(crate) const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// `from + delay`, or [`FAR_FUTURE`] from `from` when that sum does not
+/// fit in an `Instant` (a `Duration::MAX` delay, a timeout of
+/// 18446744073709551615 seconds): such a timer never fires, it does not
+/// panic.
+pub(crate) fn deadline_after(from: Instant, delay: Duration) -> Instant {
+    from.checked_add(delay)
+        .or_else(|| from.checked_add(FAR_FUTURE.min(delay)))
+        .unwrap_or(from)
+}
 
 /// Names one scheduled timer. The `id` is unique for the queue's lifetime,
 /// so a key whose slot was freed and reused no longer matches.

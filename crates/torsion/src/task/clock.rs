@@ -51,8 +51,10 @@ impl Clock {
 
     /// Moves the clock forward. Timers that come due run on the reactor's
     /// next turn ([`Reactor::run_until_idle`](crate::Reactor::run_until_idle)).
+    /// A step too large for an [`Instant`] moves it a century.
     pub fn advance(&self, by: Duration) {
-        self.now.set(self.now.get() + by);
+        self.now
+            .set(crate::reactor::timers::deadline_after(self.now.get(), by));
     }
 }
 

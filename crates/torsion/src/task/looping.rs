@@ -168,8 +168,13 @@ fn schedule(inner: &Rc<Inner>) {
         Duration::ZERO
     } else {
         let next = inner.last.get().map_or(0, |l| l + 1);
-        let at = inner.start.get() + interval.saturating_mul(next.min(u32::MAX as u64) as u32);
-        at.saturating_duration_since(inner.reactor.now())
+        let offset = interval.saturating_mul(next.min(u32::MAX as u64) as u32);
+        // A tick too far out for an `Instant` is never: `call_later`
+        // clamps the longest delay there is.
+        match inner.start.get().checked_add(offset) {
+            Some(at) => at.saturating_duration_since(inner.reactor.now()),
+            None => Duration::MAX,
+        }
     };
     let weak: Weak<Inner> = Rc::downgrade(inner);
     let call = inner.reactor.call_later(delay, move || {

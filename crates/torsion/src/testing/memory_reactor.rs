@@ -238,7 +238,7 @@ impl MemoryReactor {
     /// ```
     pub fn advance(&self, by: Duration) -> io::Result<()> {
         self.inner.clock.advance(by);
-        self.inner.reactor.run_until_idle()
+        Ok(self.inner.reactor.run_until_idle()?)
     }
 
     /// Runs what is queued (and timers already due) without moving the
@@ -252,7 +252,7 @@ impl MemoryReactor {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn run_until_idle(&self) -> io::Result<()> {
-        self.inner.reactor.run_until_idle()
+        Ok(self.inner.reactor.run_until_idle()?)
     }
 
     fn made_up_port(&self) -> u16 {

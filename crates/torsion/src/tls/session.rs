@@ -1088,22 +1088,25 @@ impl TransportBackend for TlsSession {
     }
 
     fn register_producer(&self, producer: Rc<dyn Producer>, streaming: bool) {
-        let raw = {
+        let (raw, old) = {
             let mut io = self.io.borrow_mut();
             if io.flags.closed {
                 drop(io);
                 producer.stop_producing();
                 return;
             }
-            io.producer = Some((producer, streaming));
+            let old = io.producer.replace((producer, streaming));
             io.flags.producer_paused = false;
             if let Some(raw) = &io.raw {
                 // Hear of every crossing of the low mark; the high mark
                 // applies to the sum, checked here.
                 raw.set_write_buffer_limits(io.low, io.low);
             }
-            io.raw.clone()
+            (io.raw.clone(), old)
         };
+        // Dropped with the session no longer borrowed: a producer's `Drop`
+        // may use the transport.
+        drop(old);
         if let Some(raw) = raw {
             raw.register_producer(Rc::new(RawRelay(self.me.clone())), streaming);
         }
@@ -1111,12 +1114,13 @@ impl TransportBackend for TlsSession {
     }
 
     fn unregister_producer(&self) {
-        let raw = {
+        let (raw, old) = {
             let mut io = self.io.borrow_mut();
-            io.producer = None;
+            let old = io.producer.take();
             io.flags.producer_paused = false;
-            io.raw.clone()
+            (io.raw.clone(), old)
         };
+        drop(old);
         if let Some(raw) = raw {
             raw.unregister_producer();
         }

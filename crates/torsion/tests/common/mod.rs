@@ -268,3 +268,36 @@ impl Producer for Chunker {
         self.paused.set(true);
     }
 }
+
+/// A producer that writes its name to its transport when it is dropped:
+/// a transport must have let go of its own state before it drops a
+/// producer it replaces or unregisters.
+pub struct Farewell {
+    pub name: &'static str,
+    pub transport: Transport,
+}
+
+impl Producer for Farewell {
+    fn pause_producing(&self) {}
+    fn resume_producing(&self) {}
+    fn stop_producing(&self) {}
+}
+
+impl Drop for Farewell {
+    fn drop(&mut self) {
+        self.transport.write(self.name.as_bytes());
+    }
+}
+
+/// Registers two [`Farewell`]s on `t` in turn, then unregisters: each is
+/// dropped by the transport, and writes "first " and "second " to it.
+pub fn register_two_farewells(t: &Transport) {
+    for name in ["first ", "second "] {
+        let producer = Rc::new(Farewell {
+            name,
+            transport: t.clone(),
+        });
+        t.register_producer(producer, true);
+    }
+    t.unregister_producer();
+}
