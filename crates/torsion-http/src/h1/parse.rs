@@ -497,6 +497,16 @@ impl Parser {
         if end - self.pos > self.limits.max_head {
             return self.error(ParseError::HeaderSectionTooLarge);
         }
+        // Reported as a bare CR, whatever else is wrong, as it is when the
+        // head comes in pieces and the CR is seen before its end: how the
+        // input is split never changes the answer.
+        if let Some(cr) = bare_cr(&self.buf[..end], self.pos) {
+            return self.error(if cr < line_end {
+                ParseError::InvalidRequestLine
+            } else {
+                ParseError::InvalidHeader
+            });
+        }
         let start = self.pos;
         self.pos = end;
         self.scanned = end;
@@ -607,6 +617,9 @@ impl Parser {
         };
         if end - self.pos > self.limits.max_head {
             return self.error(ParseError::HeaderSectionTooLarge);
+        }
+        if bare_cr(&self.buf[..end], self.pos).is_some() {
+            return self.error(ParseError::InvalidHeader);
         }
         let mut slots = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
         let result = match httparse::parse_headers(&self.buf[self.pos..end], &mut slots) {
