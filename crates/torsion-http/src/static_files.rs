@@ -1389,6 +1389,28 @@ mod tests {
     }
 
     #[test]
+    fn looking_up_for_a_listing_refuses_what_opening_refuses() {
+        let tree = Tree::new("look-up");
+        let root = tree.0.join("root");
+        std::os::unix::fs::symlink(tree.0.join("secret.txt"), root.join("out")).unwrap();
+        std::os::unix::fs::symlink("f.txt", root.join("in")).unwrap();
+        rustix::fs::mkfifoat(rustix::fs::CWD, root.join("fifo"), Mode::RUSR).unwrap();
+        for config in [tree.config(), {
+            let c = tree.config();
+            c.beneath.set(false);
+            c
+        }] {
+            let look = |p: &str| what(config.look_up(Path::new(p)));
+            assert_eq!(look("f.txt"), "file");
+            assert_eq!(look("in"), "file");
+            assert_eq!(look("d"), "dir");
+            for gone in ["out", "fifo", "nope", "../secret.txt"] {
+                assert_eq!(look(gone), "missing", "{gone}");
+            }
+        }
+    }
+
+    #[test]
     fn a_single_file_root_is_opened_by_its_path() {
         let tree = Tree::new("single");
         let config = Config::new(fs::canonicalize(tree.0.join("root/f.txt")).unwrap());
