@@ -511,20 +511,26 @@ impl File {
 /// network-path reference), as it does `/\evil.example/` (a backslash
 /// is a slash to it). A reference that starts with `./` is always a
 /// path on this server, whatever comes after; any byte of the segment
-/// that is not a plain URL path character (a backslash included) is
-/// percent-encoded, and escapes the client sent stay as they are.
+/// that is not a plain URL path character (a backslash, a `%` that
+/// starts no escape) is percent-encoded, and escapes the client sent
+/// stay as they are.
 fn slash_redirect(path: &str, query: Option<&str>) -> String {
     let last = path.rsplit('/').next().unwrap_or(path);
     let mut url = String::with_capacity(last.len() + 4);
     url.push_str("./");
-    for &b in last.as_bytes() {
-        let plain = b.is_ascii_alphanumeric()
+    let bytes = last.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = b == b'%'
+            && bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+        let plain = escape
+            || b.is_ascii_alphanumeric()
             || matches!(
                 b,
                 b'-' | b'.'
                     | b'_'
                     | b'~'
-                    | b'%'
                     | b'!'
                     | b'$'
                     | b'&'
@@ -1291,6 +1297,23 @@ mod tests {
         }
         for ok in ["a", "...", ".hidden", "a b", "ü"] {
             assert!(safe_segment(ok), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn slash_redirects_are_relative_and_encoded() {
+        for (path, query, want) in [
+            ("/docs", None, "./docs/"),
+            ("/a/docs", Some("x=1"), "./docs/?x=1"),
+            ("//evil.example", None, "./evil.example/"),
+            ("/\\evil.example", None, "./%5Cevil.example/"),
+            ("/a%20b", None, "./a%20b/"),
+            ("/50%", None, "./50%25/"),
+            ("/%zz%4", None, "./%25zz%254/"),
+            ("/\u{e9}\"<", None, "./%C3%A9%22%3C/"),
+            ("/a:b@c", None, "./a:b@c/"),
+        ] {
+            assert_eq!(slash_redirect(path, query), want, "{path}");
         }
     }
 
