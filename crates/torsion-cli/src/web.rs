@@ -3,7 +3,9 @@
 //!
 //! With no arguments it serves the current directory on `tcp:8080`: files
 //! with their content type, validators and byte ranges, `index.html` for a
-//! directory that has one and an HTML listing for one that has not. The
+//! directory that has one and an HTML listing for one that has not.
+//! Hidden files (`.git/`, `.env`) are not served unless `--show-hidden`
+//! says so; `--cache-control` sets a `Cache-Control` for every file. The
 //! server is `torsion_http`'s [`File`] resource under a [`Site`]; this
 //! module only turns the command line into them and hands the site's
 //! factory to [`serve`], which listens and runs until SIGINT or SIGTERM.
@@ -26,6 +28,7 @@ Examples:
   torsion web                                   the current directory on tcp:8080
   torsion web --path /srv/www --listen tcp:80 --listen tcp6:80
   torsion web --access-log -                    log each request to stderr
+  torsion web --cache-control max-age=3600      let clients keep each file an hour
   curl -I http://localhost:8080/")]
 pub(crate) struct Args {
     /// Where to listen, as an endpoint string; repeat to listen on several.
@@ -40,6 +43,16 @@ pub(crate) struct Args {
     /// or to stderr with `-`.
     #[arg(long = "access-log", value_name = "FILE|-")]
     access_log: Option<String>,
+
+    /// Serve and list files and directories whose names start with `.`
+    /// (`.git/`, `.env`); by default they are answered 404 and not listed.
+    #[arg(long = "show-hidden")]
+    show_hidden: bool,
+
+    /// Send `Cache-Control: VALUE` with every file and listing (e.g.
+    /// `no-cache`, `public, max-age=3600`); by default none is sent.
+    #[arg(long = "cache-control", value_name = "VALUE")]
+    cache_control: Option<String>,
 }
 
 /// Runs the web server until a signal stops it.
@@ -48,7 +61,15 @@ pub(crate) fn run(args: Args) -> Result<(), serve::Error> {
         Ok(root) => root,
         Err(e) => fail(&format!("cannot serve '{}': {e}", args.path.display())),
     };
-    drop(root);
+    // The root is only checked here (each worker opens its own), and so
+    // is the Cache-Control value: a bad one fails at startup.
+    if let Some(value) = args.cache_control.as_deref() {
+        if let Err(e) = root.cache_control(value) {
+            fail(&format!("--cache-control {value:?}: {e}"));
+        }
+    } else {
+        drop(root);
+    }
     let shown = std::fs::canonicalize(&args.path).unwrap_or_else(|_| args.path.clone());
     // Checked here, opened again by each worker (O_APPEND lines do not
     // interleave).
@@ -63,10 +84,18 @@ pub(crate) fn run(args: Args) -> Result<(), serve::Error> {
         }
     }
     let (path, access_log) = (args.path.clone(), args.access_log.clone());
+    let (show_hidden, cache_control) = (args.show_hidden, args.cache_control.clone());
     serve_workers(&args.listen, move || {
         let root = match File::new(&path) {
-            Ok(root) => root,
+            Ok(root) => root.show_hidden(show_hidden),
             Err(e) => fail(&format!("cannot serve '{}': {e}", path.display())),
+        };
+        let root = match cache_control.as_deref() {
+            None => root,
+            Some(value) => match root.cache_control(value) {
+                Ok(root) => root,
+                Err(e) => fail(&format!("--cache-control: {e}")),
+            },
         };
         let log: Option<Box<dyn Write>> = match access_log.as_deref() {
             None => None,

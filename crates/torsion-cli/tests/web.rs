@@ -158,6 +158,125 @@ fn a_missing_path_fails_at_startup_naming_it() {
     assert!(!out.stderr.contains("listening on"), "{}", out.stderr);
 }
 
+/// Status, headers and body of one curl request (`--path-as-is`, so the
+/// path goes out exactly as written), plus what curl says of it.
+fn curl_raw(args: &[&str]) -> String {
+    let mut all = vec!["--path-as-is", "--include"];
+    all.extend_from_slice(args);
+    String::from_utf8_lossy(&curl(&all)).into_owned()
+}
+
+#[test]
+fn curl_is_never_redirected_to_another_host_and_dot_segments_are_served() {
+    if !have_curl() {
+        return;
+    }
+    let dir = Dir::new("redirect");
+    fs::create_dir_all(dir.www().join("evil.example")).unwrap();
+    fs::write(dir.www().join("evil.example/index.html"), "still here").unwrap();
+    fs::write(dir.www().join("top.txt"), "top\n").unwrap();
+    let server = web(&dir.www(), &[]);
+    let base = format!("http://{}", server.addr());
+
+    let got = curl_raw(&[&format!("{base}//evil.example")]);
+    assert!(got.starts_with("HTTP/1.1 301 "), "{got}");
+    assert!(got.contains("\r\nLocation: ./evil.example/\r\n"), "{got}");
+    // Followed as a browser would: to this server, not to evil.example
+    // (curl removes the dot segment and the empty one it resolves to).
+    let followed = curl_raw(&[
+        "--location",
+        "--max-redirs",
+        "1",
+        "--write-out",
+        "\n%{num_redirects} %{url_effective}",
+        &format!("{base}//evil.example"),
+    ]);
+    assert!(
+        followed.ends_with(&format!("still here\n1 {base}/evil.example/")),
+        "{followed}"
+    );
+    for path in [
+        "/docs/../top.txt",
+        "/./top.txt",
+        "/../top.txt",
+        "/docs/%2e%2e/top.txt",
+    ] {
+        let got = curl_raw(&[&format!("{base}{path}")]);
+        assert!(got.starts_with("HTTP/1.1 200 "), "{path}: {got}");
+        assert!(got.ends_with("\r\n\r\ntop\n"), "{path}: {got}");
+        assert!(
+            got.contains("Content-Type: text/plain; charset=utf-8\r\n"),
+            "{got}"
+        );
+    }
+    let got = curl_raw(&["--request", "BREW", &format!("{base}/top.txt")]);
+    assert!(got.starts_with("HTTP/1.1 501 "), "{got}");
+    let got = curl_raw(&["--request", "OPTIONS", &format!("{base}/nope.txt")]);
+    assert!(got.starts_with("HTTP/1.1 404 "), "{got}");
+}
+
+#[test]
+fn hidden_files_and_cache_control_follow_their_flags() {
+    if !have_curl() {
+        return;
+    }
+    let dir = Dir::new("hidden");
+    fs::create_dir_all(dir.www().join(".git")).unwrap();
+    fs::write(dir.www().join(".git/config"), "[core]\n").unwrap();
+    fs::write(dir.www().join("a.txt"), "a\n").unwrap();
+    let plain = web(&dir.www(), &[]);
+    let base = format!("http://{}", plain.addr());
+    let got = curl_raw(&[&format!("{base}/.git/config")]);
+    assert!(got.starts_with("HTTP/1.1 404 "), "{got}");
+    let listing = curl_raw(&[&format!("{base}/")]);
+    assert!(!listing.contains(".git"), "{listing}");
+    let got = curl_raw(&[&format!("{base}/a.txt")]);
+    assert!(!got.to_ascii_lowercase().contains("cache-control"), "{got}");
+    drop(plain);
+
+    let shown = web(
+        &dir.www(),
+        &["--show-hidden", "--cache-control", "public, max-age=60"],
+    );
+    let base = format!("http://{}", shown.addr());
+    let got = curl_raw(&[&format!("{base}/.git/config")]);
+    assert!(got.starts_with("HTTP/1.1 200 "), "{got}");
+    assert!(got.ends_with("[core]\n"), "{got}");
+    assert!(
+        got.contains("\r\nCache-Control: public, max-age=60\r\n"),
+        "{got}"
+    );
+    let listing = curl_raw(&[&format!("{base}/")]);
+    assert!(listing.contains(">.git/<"), "{listing}");
+    drop(shown);
+
+    let out = run_bounded(Command::new(BIN).args([
+        "web",
+        "--listen",
+        LOOPBACK,
+        "--path",
+        dir.www().to_str().unwrap(),
+        "--cache-control",
+        "max-age=60\r\nSet-Cookie: x=1",
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("--cache-control"), "{}", out.stderr);
+}
+
+#[test]
+fn a_head_with_bare_cr_line_ends_is_answered_400_at_once() {
+    let dir = Dir::new("bare-cr");
+    let server = web(&dir.www(), &[]);
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    // Far below the 20 s head timeout, which the answer must not wait for.
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\rHost: t\r\r").unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 400 "), "{out:?}");
+}
+
 #[test]
 fn help_shows_the_defaults() {
     let out = run_bounded(Command::new(BIN).args(["web", "--help"]));
@@ -167,6 +286,8 @@ fn help_shows_the_defaults() {
         "tcp:8080",
         "--path",
         "--access-log",
+        "--show-hidden",
+        "--cache-control",
         "Examples:",
     ] {
         assert!(out.stdout.contains(needle), "{needle}: {}", out.stdout);

@@ -36,8 +36,11 @@
 //! 2. The channel drains [`Event`]s: a head, body pieces (chunked coding
 //!    removed, within [`Limits::max_body`]), an end. It builds a
 //!    [`Request`] and asks the [`Site`] to render it.
-//! 3. The site walks the tree and renders, catching panics: a panic or a
-//!    [`Render::Error`] is logged and answered with a plain `500`.
+//! 3. The site walks the tree — the path's segments decoded, dot
+//!    segments removed as RFC 3986 removes them — and renders, catching
+//!    panics: a panic or a [`Render::Error`] is logged and answered with
+//!    a plain `500`; a method the resource does not allow is `405` (with
+//!    the same `Allow` an `OPTIONS` gets), one nobody knows `501`.
 //! 4. [`Request::write`] and [`Request::finish`] go back down through the
 //!    connection, which frames the body (`Content-Length`, chunked, or
 //!    close-delimited for HTTP/1.0), adds `Date` and `Server`, and keeps

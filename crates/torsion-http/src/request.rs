@@ -56,9 +56,9 @@ pub(crate) struct Inner {
     client: Address,
     local: Address,
     received: SystemTime,
-    /// The decoded path segments, split when first asked for (a site
-    /// whose root is a leaf never asks); the first `consumed` are the
-    /// prepath, the rest the postpath.
+    /// The decoded path segments, dot segments removed, split when first
+    /// asked for (a site whose root is a leaf never asks); the first
+    /// `consumed` are the prepath, the rest the postpath.
     segments: OnceCell<Vec<String>>,
     consumed: Cell<usize>,
     query_args: OnceCell<HashMap<String, Vec<String>>>,
@@ -206,15 +206,34 @@ impl RequestPool {
 /// Splits a raw path into decoded segments, Twisted's `postpath`: `/` is
 /// `[""]`, `/a/b/` is `["a", "b", ""]`. A `%2F` decodes to a `/` inside
 /// one segment, never to a separator.
+///
+/// Dot segments are removed as RFC 3986 §5.2.4 removes them, after
+/// decoding (`%2e%2e` is `..`, §6.2.2.2): `.` goes, `..` takes the
+/// segment before it away, and one at the end leaves a trailing slash,
+/// so `/a/./b/../c` is `["a", "c"]` and `/a/b/..` is `["a", ""]`. A `..`
+/// at the top stays there: `/../a` is `["a"]`. No resource ever sees a
+/// `.` or `..` segment, so none can be walked out of by one.
 pub(crate) fn split_segments(path: &str) -> Vec<String> {
     if path == "*" {
         return Vec::new();
     }
-    path.strip_prefix('/')
-        .unwrap_or(path)
-        .split('/')
-        .map(decode_segment)
-        .collect()
+    let mut raw = path.strip_prefix('/').unwrap_or(path).split('/').peekable();
+    let mut segments = Vec::new();
+    while let Some(s) = raw.next() {
+        let segment = decode_segment(s);
+        match segment.as_str() {
+            "." | ".." => {
+                if segment == ".." {
+                    segments.pop();
+                }
+                if raw.peek().is_none() {
+                    segments.push(String::new());
+                }
+            }
+            _ => segments.push(segment),
+        }
+    }
+    segments
 }
 
 /// One segment, percent-decoded: copied as it is when it holds no `%`,
@@ -346,7 +365,8 @@ impl Request {
         self.inner.received
     }
 
-    /// The path segments already consumed on the way to this resource.
+    /// The path segments already consumed on the way to this resource,
+    /// decoded, with dot segments removed (`/a/../b` is `b`).
     pub fn prepath(&self) -> Vec<String> {
         self.segments()[..self.inner.consumed.get()].to_vec()
     }
@@ -826,12 +846,36 @@ mod tests {
     fn segments() {
         assert_eq!(split_segments("/"), vec![""]);
         assert_eq!(split_segments("/a/b/"), vec!["a", "b", ""]);
-        assert_eq!(split_segments("/a%2Fb/%2e%2e"), vec!["a/b", ".."]);
+        assert_eq!(split_segments("/a%2Fb/%2e%2e"), vec![""]);
+        assert_eq!(split_segments("/a%2Fb/c"), vec!["a/b", "c"]);
         assert_eq!(split_segments("*"), Vec::<String>::new());
         assert_eq!(
             split_segments("/%ff%41/plain/50%"),
             vec!["\u{fffd}A", "plain", "50%"]
         );
+    }
+
+    #[test]
+    fn dot_segments_are_removed_as_rfc_3986_does() {
+        // RFC 3986 §5.4 examples, as paths, and more.
+        for (path, want) in [
+            ("/a/b/c/./../../g", &["a", "g"][..]),
+            ("/mid/content=5/../6", &["mid", "6"]),
+            ("/a/./b/../c", &["a", "c"]),
+            ("/a/b/..", &["a", ""]),
+            ("/a/b/.", &["a", "b", ""]),
+            ("/a/./", &["a", ""]),
+            ("/..", &[""]),
+            ("/.", &[""]),
+            ("/../a", &["a"]),
+            ("/../../a/..", &[""]),
+            ("/a//../b", &["a", "b"]),
+            ("/%2e%2E/%2E/a", &["a"]),
+            ("/.../..a/a..", &["...", "..a", "a.."]),
+            ("/a/%2e%2e%2fb", &["a", "../b"]),
+        ] {
+            assert_eq!(split_segments(path), want, "{path}");
+        }
     }
 
     fn parts(target: &str, fields: &[(&str, &str)]) -> Parts {

@@ -44,7 +44,10 @@ pub enum Render {
     /// request and register a producer.
     NotDoneYet,
     /// The resource does not support the method: `405` with `Allow` from
-    /// [`Resource::allowed_methods`].
+    /// [`Resource::allowed_methods`], or `501 Not Implemented` for a
+    /// method that is neither one of HTTP's own ([`Method::Other`]) nor
+    /// listed there: the server does not know it at all (RFC 9110
+    /// §15.6.2).
     NotAllowed,
     /// The resource failed: logged, and answered `500` without details.
     Error(Box<dyn std::error::Error>),
@@ -204,7 +207,8 @@ pub trait Resource: 'static {
     }
 
     /// The methods this resource answers, for `Allow` in `405` and
-    /// `OPTIONS` answers.
+    /// `OPTIONS` answers. `OPTIONS`, which every resource answers, need
+    /// not be named: both answers add it.
     fn allowed_methods(&self, request: &Request) -> Vec<Method> {
         let _ = request;
         vec![Method::Get, Method::Head]
@@ -260,13 +264,10 @@ pub trait Resource: 'static {
         Render::NotAllowed
     }
 
-    /// `OPTIONS`: by default `204` with `Allow`.
+    /// `OPTIONS`: by default `204` with `Allow`, the same list a `405`
+    /// from this resource carries.
     fn render_options(&self, request: &Request) -> Render {
-        let mut methods = self.allowed_methods(request);
-        if !methods.contains(&Method::Options) {
-            methods.push(Method::Options);
-        }
-        let _ = request.set_header("Allow", allow_header(&methods));
+        let _ = request.set_header("Allow", allow_header(&self.allowed_methods(request)));
         request.set_response_code(204);
         Render::Body(Vec::new())
     }
@@ -278,13 +279,18 @@ pub trait Resource: 'static {
     }
 }
 
-/// The value of an `Allow` header.
+/// The value of the `Allow` header of both a `405` and an `OPTIONS`
+/// answer: `methods` (a resource's [`Resource::allowed_methods`]) and
+/// `OPTIONS`, which every resource answers, made in this one place so
+/// that the two never differ.
 pub(crate) fn allow_header(methods: &[Method]) -> String {
-    methods
-        .iter()
-        .map(Method::as_str)
-        .collect::<Vec<_>>()
-        .join(", ")
+    let mut value = String::new();
+    for m in methods.iter().filter(|m| **m != Method::Options) {
+        value.push_str(m.as_str());
+        value.push_str(", ");
+    }
+    value.push_str(Method::Options.as_str());
+    value
 }
 
 /// The child of `resource` for `segment`: a static child, else a dynamic
@@ -594,6 +600,15 @@ mod tests {
 
     #[test]
     fn allow_lists() {
-        assert_eq!(allow_header(&[Method::Get, Method::Head]), "GET, HEAD");
+        assert_eq!(
+            allow_header(&[Method::Get, Method::Head]),
+            "GET, HEAD, OPTIONS"
+        );
+        assert_eq!(
+            allow_header(&[Method::Options, Method::Post]),
+            "POST, OPTIONS",
+            "named once"
+        );
+        assert_eq!(allow_header(&[]), "OPTIONS");
     }
 }

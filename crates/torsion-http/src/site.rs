@@ -8,6 +8,7 @@
 
 use crate::channel::HttpFactory;
 use crate::date::clf_timestamp;
+use crate::headers::Method;
 use crate::limits::Limits;
 use crate::request::Request;
 use crate::resource::{allow_header, child_of, Render, Resource};
@@ -134,7 +135,13 @@ impl Site {
                 r @ (Render::Body(_) | Render::Static(_) | Render::Shared(_)) => Outcome::Body(r),
                 Render::NotDoneYet => Outcome::Later,
                 Render::NotAllowed => {
-                    Outcome::NotAllowed(allow_header(&resource.allowed_methods(request)))
+                    let allowed = resource.allowed_methods(request);
+                    let method = request.method();
+                    if matches!(method, Method::Other(_)) && !allowed.contains(method) {
+                        Outcome::NotImplemented
+                    } else {
+                        Outcome::NotAllowed(allow_header(&allowed))
+                    }
                 }
                 Render::Error(e) => Outcome::Failed(e.to_string()),
             }
@@ -153,6 +160,10 @@ impl Site {
                     allow
                 );
                 request.fail_with(405, "Method Not Allowed", &detail, &[("Allow", &allow)]);
+            }
+            Ok(Outcome::NotImplemented) => {
+                let detail = format!("The method {} is not implemented.", request.method());
+                request.fail_with(501, "Not Implemented", &detail, &[]);
             }
             Ok(Outcome::Failed(e)) => {
                 tracing::error!(uri = %request.uri(), error = %e, "resource failed; answering 500");
@@ -184,7 +195,10 @@ enum Outcome {
     /// One of the renders that carry the whole body.
     Body(Render),
     Later,
+    /// `405`, with the `Allow` value.
     NotAllowed(String),
+    /// `501`: a method no resource here knows.
+    NotImplemented,
     Failed(String),
 }
 

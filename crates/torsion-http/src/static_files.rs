@@ -2,8 +2,12 @@
 //! (twisted.web.static's `File`).
 //!
 //! What it does: `index.html` for a directory when there is one, an
-//! escaped, sorted listing otherwise; `/dir` redirected to `/dir/`;
-//! `Content-Type` from the file name; `Last-Modified` and a strong `ETag`;
+//! escaped, sorted listing otherwise (of what can be served: see
+//! [`listing`]); `/dir` redirected to `./dir/`, a reference that can
+//! only name this server (see [`slash_redirect`]); `Content-Type` from
+//! the file name, with `; charset=utf-8` for text (see
+//! [`content_type`]); `Cache-Control` if one is set
+//! ([`File::cache_control`]); `Last-Modified` and a strong `ETag`;
 //! conditional requests (`If-None-Match`, `If-Modified-Since`,
 //! `If-Match`, `If-Unmodified-Since`) answered `304` or `412`; `Range`
 //! answered `206` with one part or `multipart/byteranges`, `416` when
@@ -12,11 +16,19 @@
 //! to a client whose `Accept-Encoding` takes it, with an `ETag` of its
 //! own and `Vary: Accept-Encoding`; ranges never are.
 //!
+//! Names starting with `.` (`.git/`, `.env`) are hidden: answered `404`
+//! and left out of listings, unless [`File::show_hidden`] is set.
+//! `OPTIONS` is answered `204` with `Allow` only for what `GET` would
+//! serve, `404` or `403` otherwise.
+//!
 //! # Staying inside the root
 //!
-//! Every path segment is checked before it touches the file system: `.`,
-//! `..`, and segments holding `/` (an encoded slash), `\` or NUL are
-//! refused. The file is then opened with `openat2` beneath the root
+//! Dot segments never reach a `File`: the request has removed them as
+//! RFC 3986 does (`/sub/../a` is `/a`, and `..` at the top stays there),
+//! so `/sub/./` and `/sub/../index.html` are served. Every path segment
+//! is then checked before it touches the file system: `.`, `..` (as a
+//! second guard), and segments holding `/` (an encoded slash), `\` or NUL
+//! are refused. The file is then opened with `openat2` beneath the root
 //! directory, opened once: the kernel refuses every way out (a `..`, a
 //! symbolic link pointing outside, a `/proc` magic link) while it
 //! resolves the path, so no `realpath` is needed. What that cannot
@@ -44,10 +56,10 @@
 //! and written instead. Either way, serving a huge file to a slow client
 //! holds at most about one chunk of memory, however large the file.
 
-use crate::headers::Method;
+use crate::headers::{is_field_value, InvalidHeader, Method};
 use crate::range::{parse_range, RangeRequest};
 use crate::request::Request;
-use crate::resource::{redirect_to, ErrorPage, Render, Resource};
+use crate::resource::{allow_header, redirect_to, ErrorPage, Render, Resource};
 use crate::text::{html_escape, percent_decode, percent_encode_path};
 use rustix::buffer::spare_capacity;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -96,6 +108,10 @@ struct Config {
     /// [`by_path`]: Config::by_path
     beneath: Cell<bool>,
     listing: bool,
+    /// Whether names starting with `.` are listed and served.
+    show_hidden: bool,
+    /// The `Cache-Control` value sent with every file and listing, if any.
+    cache_control: Option<String>,
     index: Vec<String>,
     /// The `Last-Modified` value last formatted, for its modification
     /// time in seconds: a file served again and again is formatted once.
@@ -154,6 +170,8 @@ impl Config {
             dir_checked: Cell::new(now_secs()),
             beneath: Cell::new(true),
             listing: true,
+            show_hidden: false,
+            cache_control: None,
             index: vec!["index.html".to_string()],
             last_modified: Cell::new((u64::MAX, [0; 29])),
             last_type: Cell::new(([0; EXT_MAX], usize::MAX, "")),
@@ -171,6 +189,18 @@ impl Config {
     /// `openat2` — goes to [`by_path`](Config::by_path), which decides as
     /// before.
     fn open(&self, rel: &Path) -> Target {
+        self.open_with(rel, OPEN_FLAGS)
+    }
+
+    /// What [`open`](Config::open) would find at `rel`, looked up with
+    /// `O_PATH`: nothing is opened for reading (a device is not touched),
+    /// but the same ways out are refused. For listings.
+    fn look_up(&self, rel: &Path) -> Target {
+        self.open_with(rel, OFlags::PATH | OFlags::CLOEXEC)
+    }
+
+    /// [`open`](Config::open) with other flags.
+    fn open_with(&self, rel: &Path, flags: OFlags) -> Target {
         if let Some(dir) = self.root_dir().filter(|_| self.beneath.get()) {
             let path = if rel.as_os_str().is_empty() {
                 Path::new(".")
@@ -178,14 +208,14 @@ impl Config {
                 rel
             };
             let how = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
-            match rustix::fs::openat2(&*dir, path, OPEN_FLAGS, Mode::empty(), how) {
+            match rustix::fs::openat2(&*dir, path, flags, Mode::empty(), how) {
                 Ok(fd) => return Target::of(fs::File::from(fd)),
                 Err(Errno::NOENT | Errno::NOTDIR) => return Target::Missing,
                 Err(Errno::NOSYS | Errno::PERM) => self.beneath.set(false),
                 Err(_) => {}
             }
         }
-        self.by_path(rel)
+        self.by_path(rel, flags)
     }
 
     /// The root directory's descriptor. Once a second it is checked that
@@ -210,7 +240,7 @@ impl Config {
 
     /// [`open`](Config::open) without `openat2`: the path with its links
     /// resolved must still be under the root.
-    fn by_path(&self, rel: &Path) -> Target {
+    fn by_path(&self, rel: &Path, flags: OFlags) -> Target {
         let path = if rel.as_os_str().is_empty() {
             Cow::Borrowed(&self.root)
         } else {
@@ -229,7 +259,7 @@ impl Config {
             Ok(m) if m.is_file() => {
                 let opened = fs::OpenOptions::new()
                     .read(true)
-                    .custom_flags((OPEN_FLAGS.bits() & !OFlags::CLOEXEC.bits()) as i32)
+                    .custom_flags((flags.bits() & !OFlags::CLOEXEC.bits()) as i32)
                     .open(&real);
                 match opened {
                     Ok(file) => Target::of(file),
@@ -325,6 +355,38 @@ impl File {
         self.reconfigure(|c| c.listing = on)
     }
 
+    /// Whether files and directories whose names start with `.`
+    /// (`.git/`, `.env`, `.htpasswd`) are listed and served. By default
+    /// they are not: they are answered `404`, as if absent.
+    ///
+    /// ```no_run
+    /// # use torsion_http::File;
+    /// let site_with_dotfiles = File::new("/srv/www")?.show_hidden(true);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn show_hidden(self, on: bool) -> File {
+        self.reconfigure(|c| c.show_hidden = on)
+    }
+
+    /// Sends `Cache-Control: value` with every file (its `200`, `206` and
+    /// `304` answers alike) and every listing; by default none is sent.
+    /// Fails if `value` cannot be a header value (a control character).
+    ///
+    /// ```no_run
+    /// # use torsion_http::File;
+    /// let assets = File::new("/srv/assets")?.cache_control("public, max-age=86400")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cache_control(self, value: &str) -> Result<File, InvalidHeader> {
+        if !is_field_value(value.as_bytes()) {
+            return Err(InvalidHeader::Value {
+                name: "Cache-Control".to_string(),
+            });
+        }
+        let value = value.trim().to_string();
+        Ok(self.reconfigure(move |c| c.cache_control = Some(value)))
+    }
+
     /// The file names tried, in order, as a directory's index (default
     /// `index.html`).
     pub fn index_names(self, names: &[&str]) -> File {
@@ -343,6 +405,26 @@ impl File {
     fn is_root(&self) -> bool {
         self.rel.as_os_str().is_empty()
     }
+
+    /// What this resource names: `/` names a root that is a single file;
+    /// otherwise a trailing slash after a file name is not that file.
+    fn open(&self) -> Target {
+        let as_file = !self.trailing_slash || self.is_root();
+        match self.config.open(&self.rel) {
+            Target::File(..) | Target::Forbidden if !as_file => Target::Missing,
+            found => found,
+        }
+    }
+
+    /// The name the content type comes from: the root's own for a root
+    /// that is a single file.
+    fn name(&self) -> &Path {
+        if self.is_root() {
+            &self.config.root
+        } else {
+            &self.rel
+        }
+    }
 }
 
 /// Whether a decoded path segment may name a file under a directory.
@@ -359,7 +441,7 @@ impl Resource for File {
                 trailing_slash: true,
             }));
         }
-        if !safe_segment(segment) {
+        if !safe_segment(segment) || (segment.starts_with('.') && !self.config.show_hidden) {
             return Some(Rc::new(ErrorPage::not_found()));
         }
         Some(Rc::new(File {
@@ -370,16 +452,25 @@ impl Resource for File {
     }
 
     fn render_get(&self, request: &Request) -> Render {
-        // `/` names a root that is a single file; otherwise a trailing
-        // slash after a file name is not that file.
-        let as_file = !self.trailing_slash || self.is_root();
-        match self.config.open(&self.rel) {
-            Target::File(file, meta) if as_file => {
-                serve_file(request, &self.config, &self.rel, file, &meta)
-            }
-            Target::Forbidden if as_file => ErrorPage::forbidden().render(request),
+        match self.open() {
+            Target::File(file, meta) => serve_file(request, &self.config, self.name(), file, &meta),
+            Target::Forbidden => ErrorPage::forbidden().render(request),
             Target::Dir => self.render_dir(request),
-            _ => ErrorPage::not_found().render(request),
+            Target::Missing => ErrorPage::not_found().render(request),
+        }
+    }
+
+    /// `204` with `Allow` for what `GET` would serve; what it would
+    /// answer `404` or `403` is answered so here too.
+    fn render_options(&self, request: &Request) -> Render {
+        match self.open() {
+            Target::File(..) | Target::Dir => {
+                let _ = request.set_header("Allow", allow_header(&self.allowed_methods(request)));
+                request.set_response_code(204);
+                Render::Body(Vec::new())
+            }
+            Target::Forbidden => ErrorPage::forbidden().render(request),
+            Target::Missing => ErrorPage::not_found().render(request),
         }
     }
 }
@@ -388,13 +479,12 @@ impl File {
     /// A directory: redirected to its name with a slash, then its index
     /// or its listing.
     fn render_dir(&self, request: &Request) -> Render {
-        if !self.trailing_slash {
-            let mut url = format!("{}/", request.path());
-            if let Some(q) = request.query() {
-                url.push('?');
-                url.push_str(q);
-            }
-            return redirect_to(request, &url, 301);
+        if !self.trailing_slash && !request.path().ends_with('/') {
+            return redirect_to(
+                request,
+                &slash_redirect(request.path(), request.query()),
+                301,
+            );
         }
         for name in &self.config.index {
             let rel = self.rel.join(name);
@@ -409,8 +499,64 @@ impl File {
         if !self.config.listing {
             return ErrorPage::forbidden().render(request);
         }
-        listing(request, &self.config.root.join(&self.rel))
+        listing(request, &self.config, &self.rel)
     }
+}
+
+/// Where `/dir` is sent to get its slash: `./dir/`, a relative reference
+/// to the last segment of `path` with a slash, and the query.
+///
+/// The path itself cannot be sent back: `//evil.example` with a slash
+/// is `//evil.example/`, which a browser reads as another host (a
+/// network-path reference), as it does `/\evil.example/` (a backslash
+/// is a slash to it). A reference that starts with `./` is always a
+/// path on this server, whatever comes after; any byte of the segment
+/// that is not a plain URL path character (a backslash, a `%` that
+/// starts no escape) is percent-encoded, and escapes the client sent
+/// stay as they are.
+fn slash_redirect(path: &str, query: Option<&str>) -> String {
+    let last = path.rsplit('/').next().unwrap_or(path);
+    let mut url = String::with_capacity(last.len() + 4);
+    url.push_str("./");
+    let bytes = last.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = b == b'%'
+            && bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+        let plain = escape
+            || b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+            );
+        if plain {
+            url.push(char::from(b));
+        } else {
+            let _ = write!(url, "%{b:02X}");
+        }
+    }
+    url.push('/');
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
+    }
+    url
 }
 
 /// A short string formatted on the stack: at most `N` bytes.
@@ -628,18 +774,59 @@ enum Segment {
     Span { offset: u64, len: u64 },
 }
 
-/// The content type for a file name, from its extension.
+/// The content type for a file name, from its extension; text (every
+/// `text/*`, and JavaScript by either of its names) with
+/// `; charset=utf-8`.
+///
+/// The charset is what Go's `net/http` file server and nginx with
+/// `charset utf-8` (its default `charset_types`) send: without it a
+/// browser falls back to a legacy encoding for `text/plain` and for
+/// HTML without a `<meta charset>`, and shows UTF-8 as mojibake.
+/// JSON has no charset parameter (it is UTF-8 by definition, RFC 8259
+/// §11), and XML and SVG under `application/` or `image/` declare their
+/// own encoding, so they go without one.
 fn content_type(path: &Path) -> Cow<'static, str> {
     let raw = mime_guess::from_path(path)
         .first_raw()
         .unwrap_or("application/octet-stream");
+    // The common text types, as static strings: no allocation, and
+    // remembered by `Config::content_type`.
+    let common = match raw {
+        "text/html" => Some("text/html; charset=utf-8"),
+        "text/plain" => Some("text/plain; charset=utf-8"),
+        "text/css" => Some("text/css; charset=utf-8"),
+        "text/javascript" => Some("text/javascript; charset=utf-8"),
+        "application/javascript" => Some("application/javascript; charset=utf-8"),
+        "text/xml" => Some("text/xml; charset=utf-8"),
+        "text/csv" => Some("text/csv; charset=utf-8"),
+        "text/markdown" => Some("text/markdown; charset=utf-8"),
+        _ => None,
+    };
+    if let Some(t) = common {
+        return Cow::Borrowed(t);
+    }
     // Media types are case-insensitive; the few in the table with
     // capitals go out in lower case, as `mime` writes them.
-    if raw.bytes().any(|b| b.is_ascii_uppercase()) {
+    let lower = if raw.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(raw.to_ascii_lowercase())
     } else {
         Cow::Borrowed(raw)
+    };
+    if is_text(&lower) {
+        Cow::Owned(format!("{lower}; charset=utf-8"))
+    } else {
+        lower
     }
+}
+
+/// Whether a media type (lower case, without parameters) is text that
+/// gets a charset.
+fn is_text(essence: &str) -> bool {
+    essence.starts_with("text/")
+        || matches!(
+            essence,
+            "application/javascript" | "application/x-javascript" | "application/ecmascript"
+        )
 }
 
 /// A multipart boundary unlikely to appear in any file.
@@ -681,6 +868,9 @@ fn serve_file(
         config.set_last_modified(request, m);
     }
     let _ = request.set_header("Accept-Ranges", "bytes");
+    if let Some(value) = &config.cache_control {
+        let _ = request.set_header("Cache-Control", value);
+    }
     if compressible {
         let _ = request.set_header("Vary", "Accept-Encoding");
     }
@@ -1028,25 +1218,41 @@ impl Producer for FileProducer {
     }
 }
 
-/// An HTML listing of `dir`: directories first, then files, each sorted
-/// by name; every name escaped and every link percent-encoded.
-fn listing(request: &Request, dir: &Path) -> Render {
-    let Ok(entries) = fs::read_dir(dir) else {
+/// An HTML listing of the directory `rel` under the root: directories
+/// first, then files, each sorted by name; every name escaped and every
+/// link percent-encoded.
+///
+/// Only what a request for it would serve is listed: an entry whose name
+/// no path segment can carry (not UTF-8 — segments are decoded as UTF-8
+/// — or holding a backslash), a hidden one (unless
+/// [`File::show_hidden`]), and one that is no regular file or directory
+/// once resolved beneath the root (a link leaving it, a dangling link, a
+/// FIFO) are left out, so no link in a listing leads to a `404`.
+fn listing(request: &Request, config: &Config, rel: &Path) -> Render {
+    let Ok(entries) = fs::read_dir(config.root.join(rel)) else {
         return ErrorPage::forbidden().render(request);
     };
     let mut dirs = Vec::new();
     let mut files = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Ok(meta) = fs::metadata(entry.path()) else {
+        let Some(display) = name.to_str() else {
             continue;
         };
-        let display = name.to_string_lossy().into_owned();
-        let href = percent_encode_raw(name.as_bytes());
-        if meta.is_dir() {
-            dirs.push((display, href, meta));
+        if !safe_segment(display) || (display.starts_with('.') && !config.show_hidden) {
+            continue;
+        }
+        let (is_dir, len) = match config.look_up(&rel.join(display)) {
+            Target::Dir => (true, 0),
+            Target::File(_, meta) => (false, meta.len()),
+            Target::Forbidden | Target::Missing => continue,
+        };
+        let display = display.to_owned();
+        let href = percent_encode_path(&display).replace('/', "%2F");
+        if is_dir {
+            dirs.push((display, href, len));
         } else {
-            files.push((display, href, meta));
+            files.push((display, href, len));
         }
     }
     dirs.sort_by(|a, b| a.0.cmp(&b.0));
@@ -1060,11 +1266,11 @@ fn listing(request: &Request, dir: &Path) -> Render {
             html_escape(name)
         ));
     }
-    for (name, href, meta) in &files {
+    for (name, href, len) in &files {
         rows.push_str(&format!(
             "<tr><td><a href=\"{href}\">{}</a></td><td>{}</td><td>{}</td></tr>\n",
             html_escape(name),
-            meta.len(),
+            len,
             html_escape(&content_type(Path::new(name)))
         ));
     }
@@ -1074,16 +1280,10 @@ fn listing(request: &Request, dir: &Path) -> Render {
          {rows}</table>\n</body></html>\n"
     );
     let _ = request.set_header("Content-Type", "text/html; charset=utf-8");
-    Render::Body(page.into_bytes())
-}
-
-/// Percent-encodes a raw file name for a link (bytes that are not valid
-/// UTF-8 included).
-fn percent_encode_raw(name: &[u8]) -> String {
-    match std::str::from_utf8(name) {
-        Ok(s) => percent_encode_path(s).replace('/', "%2F"),
-        Err(_) => name.iter().map(|b| format!("%{b:02X}")).collect(),
+    if let Some(value) = &config.cache_control {
+        let _ = request.set_header("Cache-Control", value);
     }
+    Render::Body(page.into_bytes())
 }
 
 #[cfg(test)]
@@ -1097,6 +1297,23 @@ mod tests {
         }
         for ok in ["a", "...", ".hidden", "a b", "ü"] {
             assert!(safe_segment(ok), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn slash_redirects_are_relative_and_encoded() {
+        for (path, query, want) in [
+            ("/docs", None, "./docs/"),
+            ("/a/docs", Some("x=1"), "./docs/?x=1"),
+            ("//evil.example", None, "./evil.example/"),
+            ("/\\evil.example", None, "./%5Cevil.example/"),
+            ("/a%20b", None, "./a%20b/"),
+            ("/50%", None, "./50%25/"),
+            ("/%zz%4", None, "./%25zz%254/"),
+            ("/\u{e9}\"<", None, "./%C3%A9%22%3C/"),
+            ("/a:b@c", None, "./a:b@c/"),
+        ] {
+            assert_eq!(slash_redirect(path, query), want, "{path}");
         }
     }
 
@@ -1195,6 +1412,28 @@ mod tests {
     }
 
     #[test]
+    fn looking_up_for_a_listing_refuses_what_opening_refuses() {
+        let tree = Tree::new("look-up");
+        let root = tree.0.join("root");
+        std::os::unix::fs::symlink(tree.0.join("secret.txt"), root.join("out")).unwrap();
+        std::os::unix::fs::symlink("f.txt", root.join("in")).unwrap();
+        rustix::fs::mkfifoat(rustix::fs::CWD, root.join("fifo"), Mode::RUSR).unwrap();
+        for config in [tree.config(), {
+            let c = tree.config();
+            c.beneath.set(false);
+            c
+        }] {
+            let look = |p: &str| what(config.look_up(Path::new(p)));
+            assert_eq!(look("f.txt"), "file");
+            assert_eq!(look("in"), "file");
+            assert_eq!(look("d"), "dir");
+            for gone in ["out", "fifo", "nope", "../secret.txt"] {
+                assert_eq!(look(gone), "missing", "{gone}");
+            }
+        }
+    }
+
+    #[test]
     fn a_single_file_root_is_opened_by_its_path() {
         let tree = Tree::new("single");
         let config = Config::new(fs::canonicalize(tree.0.join("root/f.txt")).unwrap());
@@ -1207,9 +1446,25 @@ mod tests {
     fn content_types_are_static_and_lower_case() {
         assert!(matches!(
             content_type(Path::new("a.html")),
-            Cow::Borrowed("text/html")
+            Cow::Borrowed("text/html; charset=utf-8")
         ));
-        assert_eq!(content_type(Path::new("a.HTML")), "text/html");
+        assert_eq!(
+            content_type(Path::new("a.HTML")),
+            "text/html; charset=utf-8"
+        );
+        for name in ["a.txt", "a.css", "a.js", "a.mjs", "a.xml", "a.csv", "a.md"] {
+            let found = content_type(Path::new(name));
+            assert!(matches!(found, Cow::Borrowed(_)), "{name}: {found}");
+            assert!(found.ends_with("; charset=utf-8"), "{name}: {found}");
+        }
+        // A text type outside the common ones still says its charset.
+        assert_eq!(
+            content_type(Path::new("a.ics")),
+            "text/calendar; charset=utf-8"
+        );
+        for name in ["a.json", "a.svg", "a.png", "a.wasm", "noext"] {
+            assert!(!content_type(Path::new(name)).contains("charset"), "{name}");
+        }
         assert_eq!(content_type(Path::new("noext")), "application/octet-stream");
         assert_eq!(
             content_type(Path::new("a.docm")),

@@ -14,7 +14,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{Read, Write};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -76,12 +76,26 @@ impl Resource for Hello {
 }
 
 /// Sends `n` keep-alive requests one after another and reads each whole
-/// response; counts them in `done`.
-fn client(addr: std::net::SocketAddr, request: &'static [u8], n: usize, done: Arc<AtomicUsize>) {
+/// response; counts them in `done`. Before request number `hold` (from
+/// 0) it waits for `go`, so that none is in flight while the count
+/// starts.
+fn client(
+    addr: std::net::SocketAddr,
+    request: &'static [u8],
+    n: usize,
+    hold: usize,
+    done: Arc<AtomicUsize>,
+    go: Arc<AtomicBool>,
+) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut buf = [0u8; 4096];
-    for _ in 0..n {
+    for i in 0..n {
+        if i == hold {
+            while !go.load(Ordering::Acquire) {
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
         s.write_all(request).unwrap();
         let mut got = Vec::new();
         while !got.ends_with(b"!") {
@@ -100,11 +114,16 @@ fn allocations_for(request: &'static [u8], requests: usize, measured: usize) -> 
     let reactor = Reactor::new().unwrap();
     let addr = listen_site(&reactor, &Site::new(Rc::new(Hello)));
     let done = Arc::new(AtomicUsize::new(0));
-    let d = done.clone();
-    let t = thread::spawn(move || client(addr, request, requests, d));
+    let go = Arc::new(AtomicBool::new(false));
     let warm = requests - measured;
+    let (d, g) = (done.clone(), go.clone());
+    let t = thread::spawn(move || client(addr, request, requests, warm, d, g));
     spin_until(&reactor, || done.load(Ordering::Acquire) >= warm);
+    // The client holds its next request until the count has started:
+    // otherwise the reactor could serve it while this thread has yet to
+    // see `done` reach `warm`, and the count would miss one.
     let before = allocations();
+    go.store(true, Ordering::Release);
     spin_until(&reactor, || done.load(Ordering::Acquire) >= requests);
     let made = allocations() - before;
     t.join().unwrap();

@@ -202,6 +202,60 @@ fn malformed_requests_are_400() {
     }
 }
 
+/// A head whose lines end in a bare CR never brings the LF the head
+/// is waiting for: it is refused as soon as the byte after the CR shows
+/// it bare, not held until the head timeout (nginx answers 400 at once).
+#[test]
+fn bare_cr_line_ends_are_refused_at_once_not_at_the_timeout() {
+    for (input, pieces) in [
+        (&b"GET / HTTP/1.1\rHost: a\r\r"[..], &[5, 15, 16][..]),
+        (b"GET / HTTP/1.1\r\nHost: a\rX: b\r\r", &[16, 24, 25]),
+        (b"\r\n\rGET / HTTP/1.1\r", &[2, 3]),
+        (b"GET /\r", &[]),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: a\rY",
+            &[60],
+        ),
+    ] {
+        let t0 = Instant::now();
+        let mut c = conn(t0);
+        let mut out = Vec::new();
+        let mut from = 0;
+        for &at in pieces.iter().chain([&input.len()]) {
+            c.receive(&input[from..at], t0, &mut out);
+            from = at;
+        }
+        let mut events = Vec::new();
+        while let Some(e) = c.poll_event() {
+            events.push(e);
+        }
+        if input.ends_with(b"GET /\r") {
+            // A CR at the very end may yet be followed by its LF.
+            assert!(out.is_empty() && !c.is_closed(), "{:?}", text(input));
+            c.receive(b"X", t0, &mut out);
+            while let Some(e) = c.poll_event() {
+                events.push(e);
+            }
+        }
+        let out = text(&out);
+        assert!(
+            out.starts_with("HTTP/1.1 400 "),
+            "{:?} answered {out:?}",
+            text(input)
+        );
+        assert!(c.is_closed(), "{:?}", text(input));
+        assert!(
+            matches!(
+                events.last(),
+                Some(Event::Error(
+                    ParseError::InvalidRequestLine | ParseError::InvalidHeader
+                ))
+            ),
+            "{events:?}"
+        );
+    }
+}
+
 #[test]
 fn other_major_versions_are_505() {
     refused_with(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505);

@@ -247,22 +247,92 @@ proptest! {
     }
 
     #[test]
-    fn hostile_headers_are_refused_with_4xx_or_5xx_and_close(
-        name in "[ -~]{0,10}",
-        value in proptest::collection::vec(any::<u8>(), 0..20),
-    ) {
-        let mut input = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
-        input.extend_from_slice(name.as_bytes());
-        input.extend_from_slice(b": ");
-        input.extend_from_slice(&value);
-        input.extend_from_slice(b"\r\n\r\n");
+    fn hostile_headers_are_refused_with_4xx_or_5xx_and_close(field in hostile_field()) {
+        let input = with_field(&field);
         let (events, out, closed) = serve_pieces(&[&input]);
-        if let Some(Event::Error(e)) = events.last() {
-            let status = format!("HTTP/1.1 {} ", e.status());
-            prop_assert!(out.starts_with(status.as_bytes()));
-            prop_assert!(closed);
-        } else {
-            prop_assert!(out.starts_with(b"HTTP/1.1 200 "));
-        }
+        let Some(Event::Error(e)) = events.last() else {
+            return Err(TestCaseError::fail(format!(
+                "{:?} was not refused: {:?}",
+                String::from_utf8_lossy(&field),
+                String::from_utf8_lossy(&out)
+            )));
+        };
+        prop_assert!((400..600).contains(&e.status()), "{e:?}");
+        let status = format!("HTTP/1.1 {} ", e.status());
+        prop_assert!(out.starts_with(status.as_bytes()), "{:?}", String::from_utf8_lossy(&out));
+        prop_assert_eq!(count(&out, b"HTTP/1.1 "), 1, "one answer, the refusal");
+        prop_assert!(closed);
     }
+
+    #[test]
+    fn well_formed_headers_are_accepted(field in well_formed_field()) {
+        let input = with_field(&field);
+        let (events, out, closed) = serve_pieces(&[&input]);
+        prop_assert!(
+            out.starts_with(b"HTTP/1.1 200 "),
+            "{:?} answered {:?}",
+            String::from_utf8_lossy(&field),
+            String::from_utf8_lossy(&out)
+        );
+        prop_assert!(!events.iter().any(|e| matches!(e, Event::Error(_))));
+        prop_assert!(!closed);
+    }
+}
+
+/// A request carrying `field` as one header line.
+fn with_field(field: &[u8]) -> Vec<u8> {
+    let mut input = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+    input.extend_from_slice(field);
+    input.extend_from_slice(b"\r\n\r\n");
+    input
+}
+
+fn count(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+/// `tchar` of RFC 9110 §5.6.2, as a regex class (`-` last, not a range).
+const TCHAR: &str = "!#$%&'*+.^_`|~0-9A-Za-z-";
+
+/// A header field that is well-formed (RFC 9110 §5.5): a token name
+/// (under `x-`, so none frames the message) and a value of visible
+/// characters, spaces, tabs and obs-text.
+fn well_formed_field() -> impl Strategy<Value = Vec<u8>> {
+    let name = proptest::string::string_regex(&format!("x-[{TCHAR}]{{0,10}}")).unwrap();
+    let value_byte = prop_oneof![0x21u8..=0x7e, Just(b' '), Just(b'\t'), 0x80u8..=0xff];
+    (name, proptest::collection::vec(value_byte, 0..20)).prop_map(|(name, value)| {
+        let mut f = name.into_bytes();
+        f.extend_from_slice(b": ");
+        f.extend_from_slice(&value);
+        f
+    })
+}
+
+/// A header field that is certainly malformed: a name holding a byte
+/// that is no `tchar` (a space, a separator, a control character; not
+/// `:`, which would only end the name early, nor CR or LF, which end
+/// the line), or an empty name, or a value holding a control character
+/// other than HTAB (a bare CR, NUL, DEL...; not LF, which ends the line).
+fn hostile_field() -> impl Strategy<Value = Vec<u8>> {
+    let token = || proptest::string::string_regex(&format!("[{TCHAR}]{{0,6}}")).unwrap();
+    let not_tchar =
+        proptest::sample::select(b" \t\"(),/;<=>?@[\\]{}\x00\x01\x1b\x7f\x80\xff".to_vec());
+    let bad_name = (token(), not_tchar, token()).prop_map(|(a, bad, b)| {
+        let mut f = a.into_bytes();
+        f.push(bad);
+        f.extend_from_slice(b.as_bytes());
+        f.extend_from_slice(b": v");
+        f
+    });
+    let empty_name = "[ -~]{0,10}".prop_map(|v| format!(": {v}").into_bytes());
+    let control = prop_oneof![0x00u8..=0x08, 0x0bu8..=0x1f, Just(0x7f)];
+    let visible = proptest::collection::vec(0x20u8..=0x7e, 0..8);
+    let bad_value = (visible.clone(), control, visible).prop_map(|(a, bad, b)| {
+        let mut f = b"x-f: ".to_vec();
+        f.extend_from_slice(&a);
+        f.push(bad);
+        f.extend_from_slice(&b);
+        f
+    });
+    prop_oneof![bad_name, empty_name, bad_value]
 }

@@ -96,7 +96,8 @@ fn unsupported_method_is_405_with_allow_and_options_answers_allow() {
     h.send(b"OPTIONS /hello HTTP/1.1\r\nHost: t\r\n\r\n");
     let rs = h.responses();
     assert_eq!(rs[0].status, 405);
-    assert_eq!(rs[0].header("allow"), Some("GET, HEAD"));
+    // One list for both answers, OPTIONS included in each.
+    assert_eq!(rs[0].header("allow"), Some("GET, HEAD, OPTIONS"));
     assert_eq!(rs[1].status, 405);
     assert_eq!(rs[2].status, 204);
     assert_eq!(rs[2].header("allow"), Some("GET, HEAD, OPTIONS"));
@@ -134,7 +135,42 @@ fn renders_dispatch_by_method() {
     assert_eq!(rs[1].text(), "put 5");
     assert_eq!(rs[2].text(), "other PURGE");
     assert_eq!(rs[3].status, 405);
-    assert_eq!(rs[3].header("allow"), Some("POST, PUT, PURGE"));
+    assert_eq!(rs[3].header("allow"), Some("POST, PUT, PURGE, OPTIONS"));
+}
+
+#[test]
+fn a_method_no_resource_knows_is_501_a_known_one_not_allowed_405() {
+    let mut h = harness(hello_site());
+    h.send(b"BREW /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+    h.send(b"PURGE /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+    h.send(b"TRACE /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+    h.send(b"PATCH /hello HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    let rs = h.responses();
+    assert_eq!(rs[0].status, 501);
+    assert_eq!(rs[0].header("allow"), None);
+    assert_eq!(rs[1].status, 501);
+    for r in &rs[2..] {
+        assert_eq!(r.status, 405);
+        assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
+    }
+    assert!(!h.st.lose_connection_called(), "the connection goes on");
+    // A method a resource lists is known there: refused with 405 by
+    // one that lists it and renders nothing for it.
+    let mut h = harness(Rc::new(ListsPurge));
+    h.send(b"PURGE / HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = h.response();
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, PURGE, OPTIONS"));
+}
+
+struct ListsPurge;
+impl Resource for ListsPurge {
+    fn is_leaf(&self) -> bool {
+        true
+    }
+    fn allowed_methods(&self, _: &Request) -> Vec<Method> {
+        vec![Method::Get, Method::Other("PURGE".into())]
+    }
 }
 
 struct Panics;

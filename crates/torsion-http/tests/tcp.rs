@@ -172,6 +172,22 @@ fn oversized_upload_is_refused_with_413_and_closed() {
     assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 413 "));
 }
 
+#[test]
+fn a_head_with_bare_cr_line_ends_is_refused_at_once() {
+    let reactor = Reactor::new().unwrap();
+    let addr = serve(&reactor, Rc::new(Echo));
+    let out = with_client(&reactor, move || {
+        let mut s = connect(addr);
+        // Well under the 20 s head timeout: the 400 must not wait for it.
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET / HTTP/1.1\rHost: t\r\r").unwrap();
+        read_all(s)
+    });
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 400 "), "{out:?}");
+    assert!(out.contains("Connection: close\r\n"), "{out:?}");
+}
+
 /// Streams until the client leaves, recording whether it was told.
 struct Endless {
     stopped: Rc<Cell<bool>>,

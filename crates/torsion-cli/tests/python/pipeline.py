@@ -61,7 +61,7 @@ def main():
          and r.getheader("Content-Range") == "bytes 100-199/%d" % len(big)),
         ("GET", "/nope.txt", {}, lambda r, b: r.status == 404),
         ("GET", "/docs", {},
-         lambda r, b: r.status == 301 and r.getheader("Location") == "/docs/"),
+         lambda r, b: r.status == 301 and r.getheader("Location") == "./docs/"),
         ("GET", "/docs/", {}, lambda r, b: r.status == 200 and b"notes.txt" in b),
         ("GET", "/big.bin", {"Range": "bytes=0-0,-1"},
          lambda r, b: r.status == 206

@@ -8,7 +8,9 @@
 //!
 //! * a bare LF ends the request line and header lines (RFC 9112 §2.2),
 //!   never a chunk-size line or the end of chunk data;
-//! * a bare CR anywhere is an error;
+//! * a bare CR anywhere is an error, found as soon as the byte after it
+//!   arrives (a head whose lines end in CR alone is not held until the
+//!   head timeout);
 //! * `Content-Length` must be digits only; duplicates must agree;
 //! * `Content-Length` together with `Transfer-Encoding` is refused, as is
 //!   any `Transfer-Encoding` whose final coding is not `chunked`, and any
@@ -450,6 +452,10 @@ impl Parser {
             }
         }
         self.scanned = self.scanned.max(self.pos);
+        // Everything before `scanned` was looked at, bare CRs included,
+        // when the head was last found unfinished; the byte before it
+        // may be a CR whose next byte just came.
+        let unchecked = self.scanned.saturating_sub(1).max(self.pos);
         if self.line_end.is_none() {
             let from = self.scanned;
             match memchr(b'\n', &self.buf[from..]) {
@@ -457,6 +463,9 @@ impl Parser {
                 None => {
                     if self.buffered() > self.limits.max_request_line {
                         return self.error(ParseError::RequestLineTooLong);
+                    }
+                    if bare_cr(&self.buf, unchecked).is_some() {
+                        return self.error(ParseError::InvalidRequestLine);
                     }
                     self.scanned = self.buf.len();
                     return None;
@@ -473,11 +482,30 @@ impl Parser {
             if self.buffered() > self.limits.max_head {
                 return self.error(ParseError::HeaderSectionTooLarge);
             }
+            // A head whose lines end in a bare CR would otherwise wait
+            // for an LF that never comes, until the head timeout.
+            if let Some(cr) = bare_cr(&self.buf, unchecked) {
+                return self.error(if cr < line_end {
+                    ParseError::InvalidRequestLine
+                } else {
+                    ParseError::InvalidHeader
+                });
+            }
             self.scanned = self.buf.len().saturating_sub(2).max(line_end);
             return None;
         };
         if end - self.pos > self.limits.max_head {
             return self.error(ParseError::HeaderSectionTooLarge);
+        }
+        // Reported as a bare CR, whatever else is wrong, as it is when the
+        // head comes in pieces and the CR is seen before its end: how the
+        // input is split never changes the answer.
+        if let Some(cr) = bare_cr(&self.buf[..end], self.pos) {
+            return self.error(if cr < line_end {
+                ParseError::InvalidRequestLine
+            } else {
+                ParseError::InvalidHeader
+            });
         }
         let start = self.pos;
         self.pos = end;
@@ -570,6 +598,11 @@ impl Parser {
             _ => {
                 let from = self.scanned.max(self.pos);
                 let found = find_blank_line(&self.buf, from);
+                if found.is_none()
+                    && bare_cr(&self.buf, from.saturating_sub(1).max(self.pos)).is_some()
+                {
+                    return self.error(ParseError::InvalidHeader);
+                }
                 if found.is_none() {
                     self.scanned = self.buf.len().saturating_sub(2).max(self.pos);
                 }
@@ -584,6 +617,9 @@ impl Parser {
         };
         if end - self.pos > self.limits.max_head {
             return self.error(ParseError::HeaderSectionTooLarge);
+        }
+        if bare_cr(&self.buf[..end], self.pos).is_some() {
+            return self.error(ParseError::InvalidHeader);
         }
         let mut slots = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
         let result = match httparse::parse_headers(&self.buf[self.pos..end], &mut slots) {
@@ -619,6 +655,22 @@ fn find_blank_line(buf: &[u8], from: usize) -> Option<usize> {
             (Some(b'\n'), _) => return Some(lf + 2),
             (Some(b'\r'), Some(b'\n')) => return Some(lf + 3),
             _ => i = lf + 1,
+        }
+    }
+    None
+}
+
+/// Where the first CR at or after `from` that is followed by anything
+/// but LF is: a bare CR, which no line of a head may end in. A CR that
+/// is the last byte is not bare yet: its LF may still come.
+fn bare_cr(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from.min(buf.len());
+    while let Some(off) = memchr(b'\r', &buf[i..]) {
+        let cr = i + off;
+        match buf.get(cr + 1) {
+            Some(b'\n') => i = cr + 2,
+            Some(_) => return Some(cr),
+            None => return None,
         }
     }
     None
@@ -1064,6 +1116,11 @@ mod tests {
         assert_eq!(find_blank_line(b"a\n\n", 0), Some(3));
         assert_eq!(find_blank_line(b"a\r\nb\r\n", 0), None);
         assert_eq!(find_blank_line(b"a\r\n\r", 0), None);
+        assert_eq!(bare_cr(b"a\r\nb\r\n", 0), None);
+        assert_eq!(bare_cr(b"a\r\nb\r", 0), None, "its LF may come");
+        assert_eq!(bare_cr(b"a\r\nb\rc", 0), Some(4));
+        assert_eq!(bare_cr(b"\r\r\n", 0), Some(0));
+        assert_eq!(bare_cr(b"a\rb", 2), None, "before `from` is not looked at");
     }
 
     #[test]
