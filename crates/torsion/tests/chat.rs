@@ -151,6 +151,39 @@ fn a_client_behind_pauses_every_sender_and_no_line_is_lost() {
 }
 
 #[test]
+fn the_line_that_passes_the_mark_stops_the_sender_at_once() {
+    let (_clock, reactor) = clocked();
+    let room = ChatRoom::new(&reactor).max_buffered(1000);
+    let mut f = room.factory();
+    let mut a = join(&mut f, 1);
+    let slow = join(&mut f, 2);
+    lines(&a.st);
+    lines(&slow.st);
+    slow.st.set_buffered(2000); // queued, and the transport has not said so yet
+    a.protocol.data_received(b"one\ntwo\n");
+    assert!(room.is_paused() && a.st.is_reading_paused());
+    assert_eq!(lines(&slow.st), ["<127.0.0.1:1> one"], "two is held");
+    // Once the turn's writes are flushed the room looks again: still
+    // over, it waits for the transport's word.
+    reactor.run_until_idle().unwrap();
+    assert!(room.is_paused());
+    catches_up(&slow, 0);
+    assert_eq!(lines(&slow.st), ["<127.0.0.1:1> two"]);
+
+    // Over the mark only until the flush: the room goes on by itself.
+    slow.st.set_buffered(2000);
+    a.protocol.data_received(b"three\nfour\n");
+    assert!(room.is_paused());
+    slow.st.set_buffered(300); // the kernel took most of it
+    reactor.run_until_idle().unwrap();
+    assert!(!room.is_paused() && !a.st.is_reading_paused());
+    assert_eq!(
+        lines(&slow.st),
+        ["<127.0.0.1:1> three", "<127.0.0.1:1> four"]
+    );
+}
+
+#[test]
 fn the_room_waits_until_every_client_behind_has_caught_up() {
     let (_clock, reactor) = clocked();
     let room = ChatRoom::new(&reactor).max_buffered(1000);

@@ -30,8 +30,8 @@
 //! (the lines already read wait in their receivers, their senders' data in
 //! the kernel, so TCP slows them down); once every queue is back under the
 //! low-water mark, delivery and reading resume, in order, and no line is
-//! lost. A queue can pass the mark by what the senders had already read
-//! when it was crossed, no more.
+//! lost. The room notices a crossed mark as the line that crosses it is
+//! written, so a queue passes the mark by about one line per sender.
 //!
 //! A client that takes nothing at all would stop the room for good, so a
 //! client whose queue stays over the high-water mark and has not shrunk
@@ -229,6 +229,8 @@ impl ChatRoom {
         msg.extend_from_slice(line);
         msg.extend_from_slice(CRLF);
         let room = self.room.borrow();
+        // Members this line took over the mark; allocates only if any.
+        let mut over = Vec::new();
         for m in &room.members {
             if Some(m.id) == except {
                 continue;
@@ -236,6 +238,9 @@ impl ChatRoom {
             let t = m.sender.transport();
             if t.is_open() {
                 t.write(&msg);
+                if m.behind.is_none() && t.buffered() > room.max_buffered {
+                    over.push(m.id);
+                }
             }
         }
         drop(room);
@@ -243,6 +248,41 @@ impl ChatRoom {
         if msg.capacity() <= MAX_SCRATCH {
             self.room.borrow_mut().scratch = msg;
         }
+        for id in over {
+            self.passed_the_mark(id);
+        }
+    }
+
+    /// A broadcast left more than the mark queued for member `id`: stop
+    /// the senders now, before the rest of their input is delivered.
+    ///
+    /// The transport reports a crossed mark only after it flushed (and
+    /// writes made while a connection's input is being delivered are
+    /// flushed when that delivery returns), by which time the senders'
+    /// reads of the whole turn would have gone out. The queue seen here
+    /// may still hold bytes the kernel takes at that flush, so the room
+    /// looks again once it is done: still over the mark, it waits for the
+    /// transport to say the queue drained; not, it resumes at once (the
+    /// transport, having seen no crossing, will say nothing).
+    fn passed_the_mark(&self, id: u64) {
+        self.fell_behind(id);
+        let Some(reactor) = self.room.borrow().reactor.upgrade() else {
+            return;
+        };
+        let room = Rc::downgrade(&self.room);
+        reactor.call_soon(move || {
+            let Some(room) = room.upgrade() else { return };
+            let room = ChatRoom { room };
+            let drained = {
+                let mut r = room.room.borrow_mut();
+                let mark = r.max_buffered;
+                r.member(id)
+                    .is_some_and(|m| m.behind.is_some() && m.sender.transport().buffered() <= mark)
+            };
+            if drained {
+                room.caught_up(id);
+            }
+        });
     }
 
     /// Member `id`'s queue passed the high-water mark: stop every sender
