@@ -52,7 +52,8 @@ struct Cli {
     log_level: String,
 
     /// Serve on N reactors, one per thread, each with its own SO_REUSEPORT
-    /// listener (TCP and ssl: endpoints). Per-connection state is per
+    /// listener (TCP and ssl: endpoints). A port another process listens
+    /// on is refused, as without --workers. Per-connection state is per
     /// worker, so `chat` runs on one.
     #[arg(long, global = true, default_value_t = 1, value_name = "N")]
     workers: usize,

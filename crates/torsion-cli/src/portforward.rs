@@ -7,7 +7,7 @@
 //! closes both. The protocol is the engine's
 //! `torsion::protocols::portforward`.
 
-use crate::serve::{self, serve_workers};
+use crate::serve::{self, serve_workers_announcing};
 use torsion::protocols::portforward::PortForward;
 use torsion::{endpoints, Reactor};
 
@@ -34,9 +34,12 @@ pub(crate) fn run(args: Args) -> Result<(), serve::Error> {
         endpoint: args.connect.clone(),
         source,
     })?;
-    tracing::info!(to = %args.connect, "forwarding connections");
+    let to = args.connect.clone();
+    let announce = move |_: &[torsion::Address]| {
+        tracing::info!(to = %to, "forwarding connections");
+    };
     let connect = args.connect;
-    serve_workers(&args.listen, move || {
+    serve_workers_announcing(&args.listen, announce, move || {
         let connect = connect.clone();
         move |reactor: &Reactor| {
             let to = endpoints::client(reactor, &connect)

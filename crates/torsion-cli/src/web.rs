@@ -12,7 +12,7 @@
 //! On that signal the site stops taking connections, closes the idle ones
 //! and lets the responses under way finish before the process exits.
 
-use crate::serve::{self, serve_workers};
+use crate::serve::{self, serve_workers_announcing};
 use std::fs::OpenOptions;
 use std::io::{self, LineWriter, Write};
 use std::path::PathBuf;
@@ -78,14 +78,17 @@ pub(crate) fn run(args: Args) -> Result<(), serve::Error> {
             fail(&format!("cannot open access log '{file}': {e}"));
         }
     }
-    for endpoint in &args.listen {
-        if let Some(url) = url_of(endpoint) {
-            tracing::info!("serving {} at {url}", shown.display());
+    // Said once every endpoint listens, not before a bind that may fail.
+    let announce = |_: &[torsion::Address]| {
+        for endpoint in &args.listen {
+            if let Some(url) = url_of(endpoint) {
+                tracing::info!("serving {} at {url}", shown.display());
+            }
         }
-    }
+    };
     let (path, access_log) = (args.path.clone(), args.access_log.clone());
     let (show_hidden, cache_control) = (args.show_hidden, args.cache_control.clone());
-    serve_workers(&args.listen, move || {
+    serve_workers_announcing(&args.listen, announce, move || {
         let root = match File::new(&path) {
             Ok(root) => root.show_hidden(show_hidden),
             Err(e) => fail(&format!("cannot serve '{}': {e}", path.display())),
