@@ -1309,6 +1309,17 @@ async fn load(
     }
 }
 
+/// How far the last third's median may rise above the middle third's:
+/// a share of it and an amount. RSS in KiB: 5 % plus 1 MiB.
+const RSS_TOLERANCE: (f64, f64) = (0.05, 1024.0);
+/// Descriptors: 10 % plus 8 (their count follows the clients under way).
+const FDS_TOLERANCE: (f64, f64) = (0.10, 8.0);
+
+/// Whether `last` stayed within `tolerance` (share, amount) of `mid`.
+fn flat(mid: f64, last: f64, (share, amount): (f64, f64)) -> bool {
+    last <= mid * (1.0 + share) + amount
+}
+
 fn median_of(samples: &[&Sample], f: impl Fn(&Sample) -> f64) -> f64 {
     median(&samples.iter().map(|s| f(s)).collect::<Vec<_>>())
 }
@@ -1401,8 +1412,8 @@ fn summarize(
             (Some(a), Some(b)) => (b.cpu_ticks - a.cpu_ticks) as f64 / hz,
             _ => 0.0,
         };
-        let rss_flat = rss_last <= rss_mid * 1.05 + 1024.0;
-        let fds_flat = fds_last <= fds_mid * 1.10 + 8.0;
+        let rss_flat = flat(rss_mid, rss_last, RSS_TOLERANCE);
+        let fds_flat = flat(fds_mid, fds_last, FDS_TOLERANCE);
         let fds_back = after.fds as f64 == fds_idle;
         let mut verdict = Vec::new();
         if !rss_flat {
@@ -1487,4 +1498,69 @@ fn summarize(
     }
     let _ = writeln!(out, "\nverdict: {}", if ok { "PASS" } else { "FAIL" });
     (out, ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_lines_parse_back_and_damage_shows() {
+        for (tag, id, long) in [('c', 0, false), ('c', 12345, false), ('n', 7, true)] {
+            let mut delivered = b"<127.0.0.1:40000> ".to_vec();
+            delivered.extend_from_slice(&chat_line(tag, id, long));
+            assert_eq!(parse_chat(&delivered), Some(Ok((tag, id))));
+            // One byte of the padding lost or changed.
+            let mut short = delivered.clone();
+            short.remove(delivered.len() - 3);
+            if id % 60 != 0 || long {
+                assert!(matches!(parse_chat(&short), Some(Err(_))), "{short:?}");
+            }
+        }
+        assert!(matches!(
+            parse_chat(b"<127.0.0.1:1> c 99 z\r\n"),
+            Some(Err(_))
+        ));
+        // The room's own notices are not the load's lines.
+        assert_eq!(parse_chat(b"* 127.0.0.1:1 joined\r\n"), None);
+    }
+
+    #[test]
+    fn flatness_rule() {
+        assert!(flat(10_000.0, 10_000.0, RSS_TOLERANCE));
+        assert!(flat(10_000.0, 11_524.0, RSS_TOLERANCE));
+        assert!(!flat(10_000.0, 11_600.0, RSS_TOLERANCE));
+        assert!(flat(20.0, 30.0, FDS_TOLERANCE));
+        assert!(!flat(20.0, 31.0, FDS_TOLERANCE));
+    }
+
+    #[test]
+    fn slope_is_per_minute() {
+        let samples: Vec<Sample> = (0..60)
+            .map(|t| Sample {
+                t: t as f64,
+                server: 0,
+                rss_kib: 1000 + 2 * t,
+                fds: 10,
+                cpu_ticks: 0,
+                cpu_pct: 0.0,
+                phase: 1,
+            })
+            .collect();
+        let refs: Vec<&Sample> = samples.iter().collect();
+        let slope = slope_per_min(&refs, |s| s.rss_kib as f64);
+        assert!((slope - 120.0).abs() < 1e-6, "{slope}");
+        assert_eq!(median_of(&refs, |s| s.fds as f64), 10.0);
+    }
+
+    #[test]
+    fn rng_ranges_hold() {
+        let mut rng = Rng::new(7);
+        for _ in 0..10_000 {
+            let v = rng.range(3, 9);
+            assert!((3..=9).contains(&v));
+        }
+        assert_eq!(rng.bytes(13).len(), 13);
+        assert_eq!(Rng::new(1).next(), Rng::new(1).next());
+    }
 }
