@@ -7,7 +7,8 @@
 #
 #   bench/soak.sh                        # 10 minutes
 #   bench/soak.sh --duration 60          # one minute
-#   bench/soak.sh --duration 600 --out bench/soak   # where the CSV, summary and PNG go
+#   bench/soak.sh --out DIR              # where the CSV, summary and PNG go
+#   bench/soak.sh --out DIR --plot-only --duration 600   # plot DIR/soak.csv again
 #
 # Other arguments go to soak-load (see `bench/target/release/soak-load
 # --help`: --workers, --long-lived, --readers, --seed). Everything listens
@@ -21,11 +22,13 @@ root=$(cd "$here/.." && pwd)
 
 duration=600
 out="$here/target/soak"
+plot_only=
 pass=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --duration) duration=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --plot-only) plot_only=1; shift ;;
     -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) pass+=("$1"); shift ;;
     esac
@@ -44,6 +47,57 @@ if ! need gnuplot; then
     else
         echo "warning: gnuplot missing and cannot apt-get install it; no plot" >&2
     fi
+fi
+
+# Draws $out/soak.png from $out/soak.csv (per-server files go to $work).
+plot() {
+    if need gnuplot; then
+        # One file per server (gnuplot draws a line through one file's rows),
+        # and the start and end of the load with the thirds between them.
+        # Column 9: CPU over the last 10 s (the 1 s figure is in whole ticks,
+        # too coarse to read at a few %).
+        hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+        for name in web echo chat portforward backend; do
+            awk -F, -v n="$name" -v hz="$hz" 'BEGIN { OFS = "," }
+                $2 == n { k++; t[k] = $1; c[k] = $6; j = k > 10 ? k - 10 : 1
+                          print $0, (k > j ? (c[k] - c[j]) / hz / (t[k] - t[j]) * 100 : 0) }' \
+                "$out/soak.csv" >"$work/$name.dat"
+        done
+        marks=$(awk -F, '$3 == "load" && !a { a = $1 } $3 == "wind-down" && !b { b = $1 }
+            END { print a, a + (b - a) / 3, a + 2 * (b - a) / 3, b }' "$out/soak.csv")
+        gnuplot <<EOF
+set datafile separator ","
+set terminal png size 860,720 font "DejaVuSans,8"
+set output "$out/soak.png"
+set multiplot layout 3,1 title "torsion soak: $duration s of mixed load, one sample a second (gray lines: load start, thirds, load end)"
+set grid
+set lmargin 10
+do for [x in "$marks"] {
+    x = x + 0
+    set arrow from first x, graph 0 to first x, graph 1 nohead dashtype 2 lc rgb "gray40"
+}
+files = "web echo chat portforward backend"
+set key top left horizontal
+set ylabel "RSS, MiB"
+set yrange [0:*]
+plot for [s in files] "$work/".s.".dat" using 1:(\$4/1024) with lines lw 1.5 title s
+unset key
+set ylabel "open descriptors"
+plot for [s in files] "$work/".s.".dat" using 1:5 with lines lw 1.5 title s
+set ylabel "CPU, % of a core (10 s mean)"
+set xlabel "seconds"
+plot for [s in files] "$work/".s.".dat" using 1:9 with lines lw 1.5 title s
+unset multiplot
+EOF
+        echo "== plot: $out/soak.png" >&2
+    fi
+}
+
+if [ -n "$plot_only" ]; then
+    work=$(mktemp -d "${TMPDIR:-/tmp}/torsion-soak.XXXXXX")
+    trap 'rm -rf "$work"' EXIT
+    plot
+    exit 0
 fi
 
 echo "== building torsion (release) and soak-load" >&2
@@ -112,39 +166,6 @@ for name in echo chat web backend portforward; do
     grep -e ' WARN ' -e ' ERROR ' "$work/$name.log" | cut -c1-200 | sort | uniq -c | sort -rn | head -n5 >&2 || true
 done
 
-if need gnuplot; then
-    # One file per server (gnuplot draws a line through one file's rows),
-    # and the start and end of the load with the thirds between them.
-    for name in web echo chat portforward backend; do
-        awk -F, -v n="$name" '$2 == n' "$out/soak.csv" >"$work/$name.dat"
-    done
-    marks=$(awk -F, '$3 == "load" && !a { a = $1 } $3 == "wind-down" && !b { b = $1 }
-        END { print a, a + (b - a) / 3, a + 2 * (b - a) / 3, b }' "$out/soak.csv")
-    gnuplot <<EOF
-set datafile separator ","
-set terminal pngcairo size 900,780 font ",9"
-set output "$out/soak.png"
-set multiplot layout 3,1 title "torsion soak: $duration s of mixed load, one sample a second (dashed: load start, thirds, load end)"
-set grid
-set lmargin 10
-do for [x in "$marks"] {
-    x = x + 0
-    set arrow from first x, graph 0 to first x, graph 1 nohead dashtype 2 lc rgb "gray40"
-}
-files = "web echo chat portforward backend"
-set key top left horizontal
-set ylabel "RSS, MiB"
-set yrange [0:*]
-plot for [s in files] "$work/".s.".dat" using 1:(\$4/1024) with lines lw 1.5 title s
-unset key
-set ylabel "open descriptors"
-plot for [s in files] "$work/".s.".dat" using 1:5 with lines lw 1.5 title s
-set ylabel "CPU, % of a core"
-set xlabel "seconds"
-plot for [s in files] "$work/".s.".dat" using 1:7 with lines lw 1.5 title s
-unset multiplot
-EOF
-    echo "== plot: $out/soak.png" >&2
-fi
+plot
 echo "== samples: $out/soak.csv, summary: $out/soak-summary.md" >&2
 exit $status
