@@ -9,6 +9,7 @@
 //! factory to [`serve`], which listens and runs until SIGINT or SIGTERM.
 //! On that signal the site stops taking connections, closes the idle ones
 //! and lets the responses under way finish before the process exits.
+//! Over `ssl:` endpoints it offers `http/1.1` by ALPN.
 
 use crate::serve::{self, serve_workers};
 use std::fs::OpenOptions;
@@ -62,6 +63,8 @@ pub(crate) fn run(args: Args) -> Result<(), serve::Error> {
             tracing::info!("serving {} at {url}", shown.display());
         }
     }
+    // Over `ssl:`, say by ALPN that this is HTTP/1.1.
+    serve::set_alpn(torsion_http::ALPN);
     let (path, access_log) = (args.path.clone(), args.access_log.clone());
     serve_workers(&args.listen, move || {
         let root = match File::new(&path) {
