@@ -140,7 +140,7 @@ pub use resource::{
     child_of, Children, Data, ErrorPage, Redirect, Render, Resource, Tree, VirtualHosts,
 };
 pub use site::{Site, SERVER_NAME};
-pub use static_files::{File, CHUNK};
+pub use static_files::{File, CHUNK, DEFAULT_GZIP_CACHE_BYTES};
 
 /// The ALPN protocol names an HTTP/1.1 server offers over TLS: give them
 /// to its endpoint, so a client that offers ALPN (curl, browsers, testssl)
