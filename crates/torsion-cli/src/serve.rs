@@ -51,10 +51,11 @@ pub(crate) fn workers() -> usize {
     WORKERS.load(Ordering::Relaxed)
 }
 
-/// The ALPN protocols `ssl:` endpoints offer; set once by a plugin that
-/// speaks one (`torsion web`: `http/1.1`). Unset, none is offered, and a
-/// client's ALPN offer is ignored (echo, chat, portforward carry any
-/// bytes, so no protocol name is true of them).
+/// The ALPN protocols `ssl:` endpoints offer unless their string says
+/// (`alpn=`); set once by a plugin that speaks one (`torsion web`:
+/// `http/1.1`). Unset, none is offered, and a client's ALPN offer is
+/// ignored (echo, chat, portforward carry any bytes, so no protocol name
+/// is true of them).
 static ALPN: std::sync::OnceLock<&'static [&'static [u8]]> = std::sync::OnceLock::new();
 
 /// Sets the ALPN protocols every `ssl:` endpoint offers.
@@ -62,11 +63,16 @@ pub(crate) fn set_alpn(protocols: &'static [&'static [u8]]) {
     let _ = ALPN.set(protocols);
 }
 
-/// `endpoint` offering the plugin's ALPN protocols, if it set any.
+/// `endpoint` offering the plugin's ALPN protocols, if it set any and
+/// the endpoint string names none of its own (`ssl:...:alpn=...`).
 fn with_alpn(endpoint: endpoints::ServerEndpoint) -> endpoints::ServerEndpoint {
+    let named = matches!(
+        endpoint.description(),
+        endpoints::ServerDescription::Ssl { alpn, .. } if !alpn.is_empty()
+    );
     match ALPN.get() {
-        Some(protocols) => endpoint.with_alpn(protocols),
-        None => endpoint,
+        Some(protocols) if !named => endpoint.with_alpn(protocols),
+        _ => endpoint,
     }
 }
 

@@ -236,6 +236,18 @@ fn web_answers_alpn_with_http11_and_echo_with_nothing() {
     let echo = ssl_echo(&pki);
     let text = s_client_alpn(&pki, echo.addr().port());
     assert!(text.contains("No ALPN negotiated"), "{text}");
+
+    // The endpoint string can name protocols, for any command.
+    let named = Server::start(
+        Command::new(BIN).args([
+            "echo",
+            "--listen",
+            &format!("{}:alpn=x-echo,http/1.1", pki.endpoint()),
+        ]),
+        1,
+    );
+    let text = s_client_alpn(&pki, named.addr().port());
+    assert!(text.contains("ALPN protocol: http/1.1"), "{text}");
 }
 
 /// `torsion portforward --listen LISTEN --connect CONNECT`.
