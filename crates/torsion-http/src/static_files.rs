@@ -865,7 +865,7 @@ fn accepts_gzip<'a>(values: impl Iterator<Item = &'a str>) -> bool {
     for value in values {
         for item in value.split(',') {
             let mut parts = item.split(';');
-            let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let coding = parts.next().unwrap_or("").trim();
             let mut weight = 1.0f32;
             for param in parts {
                 if let Some((k, v)) = param.split_once('=') {
@@ -874,10 +874,12 @@ fn accepts_gzip<'a>(values: impl Iterator<Item = &'a str>) -> bool {
                     }
                 }
             }
-            match coding.as_str() {
-                "gzip" | "x-gzip" => named = Some(weight > 0.0),
-                "*" => any = Some(weight > 0.0),
-                _ => {}
+            // Compared without a lower-cased copy: every request from a
+            // browser comes through here.
+            if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+                named = Some(weight > 0.0);
+            } else if coding == "*" {
+                any = Some(weight > 0.0);
             }
         }
     }
