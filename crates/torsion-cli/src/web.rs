@@ -3,7 +3,10 @@
 //!
 //! With no arguments it serves the current directory on `tcp:8080`: files
 //! with their content type, validators and byte ranges, `index.html` for a
-//! directory that has one and an HTML listing for one that has not. The
+//! directory that has one and an HTML listing for one that has not. Text
+//! goes gzipped to clients that take it (compressed off the reactor
+//! thread and cached), and a `NAME.gz` beside a file is sent as its
+//! gzipped form, as nginx's `gzip_static` does. The
 //! server is `torsion_http`'s [`File`] resource under a [`Site`]; this
 //! module only turns the command line into them and hands the site's
 //! factory to [`serve`], which listens and runs until SIGINT or SIGTERM.

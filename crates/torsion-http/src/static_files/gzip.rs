@@ -39,6 +39,7 @@
 use super::{Config, File, Target};
 use crate::request::Request;
 use crate::resource::Render;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
@@ -210,7 +211,7 @@ pub(super) struct Gzip {
     pool: Option<ThreadPool>,
     /// Whether `NAME.gz` is looked for ([`beside`]).
     beside: bool,
-    state: Rc<std::cell::RefCell<State>>,
+    state: Rc<RefCell<State>>,
 }
 
 struct State {
@@ -224,7 +225,7 @@ impl Gzip {
         Gzip {
             pool,
             beside,
-            state: Rc::new(std::cell::RefCell::new(State {
+            state: Rc::new(RefCell::new(State {
                 variants: Variants::new(budget),
                 pending: HashMap::new(),
             })),
@@ -283,7 +284,7 @@ impl Gzip {
 
 /// Stores a compressed body and answers every request waiting for it
 /// (or `500` to each if compressing failed).
-fn finish(state: &std::cell::RefCell<State>, key: Key, result: Result<Vec<u8>, String>) {
+fn finish(state: &RefCell<State>, key: Key, result: Result<Vec<u8>, String>) {
     let (waiting, body) = {
         let mut s = state.borrow_mut();
         let waiting = s.pending.remove(&key).unwrap_or_default();
