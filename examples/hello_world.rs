@@ -43,7 +43,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     reactor.install_signal_handlers()?;
 
     let site = Site::new(Rc::new(Hello));
-    let port = endpoints::server(&reactor, &args.listen)?.listen(site.factory(&reactor))?;
+    let port = endpoints::server(&reactor, &args.listen)?
+        // Over `ssl:`, say by ALPN that this is HTTP/1.1.
+        .with_alpn(torsion_http::ALPN)
+        .listen(site.factory(&reactor))?;
     // `ssl:` endpoints speak TLS (see `torsion::endpoints`).
     let scheme = if args.listen.starts_with("ssl:") {
         "https"

@@ -60,7 +60,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     reactor.install_signal_handlers()?;
 
     let site = Site::new(Rc::new(Counter::default()));
-    let port = endpoints::server(&reactor, &args.listen)?.listen(site.factory(&reactor))?;
+    let port = endpoints::server(&reactor, &args.listen)?
+        // Over `ssl:`, say by ALPN that this is HTTP/1.1.
+        .with_alpn(torsion_http::ALPN)
+        .listen(site.factory(&reactor))?;
     println!("counting requests on http://{}/", port.address());
 
     reactor.run()?;

@@ -83,6 +83,31 @@ pub(crate) fn workers() -> usize {
     WORKERS.load(Ordering::Relaxed)
 }
 
+/// The ALPN protocols `ssl:` endpoints offer unless their string says
+/// (`alpn=`); set once by a plugin that speaks one (`torsion web`:
+/// `http/1.1`). Unset, none is offered, and a client's ALPN offer is
+/// ignored (echo, chat, portforward carry any bytes, so no protocol name
+/// is true of them).
+static ALPN: std::sync::OnceLock<&'static [&'static [u8]]> = std::sync::OnceLock::new();
+
+/// Sets the ALPN protocols every `ssl:` endpoint offers.
+pub(crate) fn set_alpn(protocols: &'static [&'static [u8]]) {
+    let _ = ALPN.set(protocols);
+}
+
+/// `endpoint` offering the plugin's ALPN protocols, if it set any and
+/// the endpoint string names none of its own (`ssl:...:alpn=...`).
+fn with_alpn(endpoint: endpoints::ServerEndpoint) -> endpoints::ServerEndpoint {
+    let named = matches!(
+        endpoint.description(),
+        endpoints::ServerDescription::Ssl { alpn, .. } if !alpn.is_empty()
+    );
+    match ALPN.get() {
+        Some(protocols) if !named => endpoint.with_alpn(protocols),
+        _ => endpoint,
+    }
+}
+
 /// Like [`serve`], on `--workers N` reactors, one per thread, each with
 /// its own `SO_REUSEPORT` listener on every endpoint: the kernel spreads
 /// connections among them and no lock is shared on the hot path. `recipe`
@@ -437,7 +462,7 @@ fn worker<F, M, R>(
     let mut listening = Vec::new();
     for (given, port) in strings.iter().zip(ports) {
         let endpoint = match endpoints::server(&reactor, given) {
-            Ok(e) => e.reuse_port(true),
+            Ok(e) => with_alpn(e.reuse_port(true)),
             Err(source) => {
                 let _ = ready.send(Err(Error::BadEndpoint {
                     endpoint: given.clone(),
@@ -498,10 +523,12 @@ fn serve_announcing<F: Factory>(
     let parsed = endpoints
         .iter()
         .map(|e| {
-            endpoints::server(&reactor, e).map_err(|source| Error::BadEndpoint {
-                endpoint: e.clone(),
-                source,
-            })
+            endpoints::server(&reactor, e)
+                .map(with_alpn)
+                .map_err(|source| Error::BadEndpoint {
+                    endpoint: e.clone(),
+                    source,
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
 

@@ -5,12 +5,16 @@
 //! with their content type, validators and byte ranges, `index.html` for a
 //! directory that has one and an HTML listing for one that has not.
 //! Hidden files (`.git/`, `.env`) are not served unless `--show-hidden`
-//! says so; `--cache-control` sets a `Cache-Control` for every file. The
+//! says so; `--cache-control` sets a `Cache-Control` for every file. Text
+//! goes gzipped to clients that take it (compressed off the reactor
+//! thread and cached), and a `NAME.gz` beside a file is sent as its
+//! gzipped form, as nginx's `gzip_static` does. The
 //! server is `torsion_http`'s [`File`] resource under a [`Site`]; this
 //! module only turns the command line into them and hands the site's
 //! factory to [`serve`], which listens and runs until SIGINT or SIGTERM.
 //! On that signal the site stops taking connections, closes the idle ones
 //! and lets the responses under way finish before the process exits.
+//! Over `ssl:` endpoints it offers `http/1.1` by ALPN.
 
 use crate::serve::{self, serve_workers_announcing};
 use std::fs::OpenOptions;
@@ -86,6 +90,8 @@ pub(crate) fn run(args: Args) -> Result<(), serve::Error> {
             }
         }
     };
+    // Over `ssl:`, say by ALPN that this is HTTP/1.1.
+    serve::set_alpn(torsion_http::ALPN);
     let (path, access_log) = (args.path.clone(), args.access_log.clone());
     let (show_hidden, cache_control) = (args.show_hidden, args.cache_control.clone());
     serve_workers_announcing(&args.listen, announce, move || {

@@ -201,6 +201,55 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10) as ra
     assert_eq!(out.stdout.trim(), "TLSv1.3 True");
 }
 
+/// `openssl s_client` offering `http/1.1` by ALPN to `port`, verifying
+/// the server with the test CA; its output (it ends at once, as its
+/// input is empty).
+fn s_client_alpn(pki: &Pki, port: u16) -> String {
+    let out = run_bounded(
+        Command::new("openssl")
+            .args(["s_client", "-connect"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-servername", "localhost", "-alpn", "http/1.1", "-CAfile"])
+            .arg(pki.path("ca.pem"))
+            .arg("-verify_return_error"),
+    );
+    let text = out.stdout + &out.stderr;
+    assert!(out.status.success(), "s_client failed:\n{text}");
+    assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
+    text
+}
+
+#[test]
+fn web_answers_alpn_with_http11_and_echo_with_nothing() {
+    let pki = Pki::new("alpn");
+    let web = Server::start(
+        Command::new(BIN)
+            .args(["web", "--listen", &pki.endpoint(), "--path"])
+            .arg(pki.path("www")),
+        1,
+    );
+    let text = s_client_alpn(&pki, web.addr().port());
+    assert!(text.contains("ALPN protocol: http/1.1"), "{text}");
+
+    // Echo carries any bytes: it names no protocol, and a client that
+    // offers one is still served.
+    let echo = ssl_echo(&pki);
+    let text = s_client_alpn(&pki, echo.addr().port());
+    assert!(text.contains("No ALPN negotiated"), "{text}");
+
+    // The endpoint string can name protocols, for any command.
+    let named = Server::start(
+        Command::new(BIN).args([
+            "echo",
+            "--listen",
+            &format!("{}:alpn=x-echo,http/1.1", pki.endpoint()),
+        ]),
+        1,
+    );
+    let text = s_client_alpn(&pki, named.addr().port());
+    assert!(text.contains("ALPN protocol: http/1.1"), "{text}");
+}
+
 /// `torsion portforward --listen LISTEN --connect CONNECT`.
 fn forwarder(listen: &str, connect: &str) -> Server {
     Server::start(

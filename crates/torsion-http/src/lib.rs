@@ -143,5 +143,22 @@ pub use resource::{
     child_of, Children, Data, ErrorPage, Redirect, Render, Resource, Tree, VirtualHosts,
 };
 pub use site::{Site, SERVER_NAME};
-pub use static_files::{File, CHUNK};
+pub use static_files::{File, CHUNK, DEFAULT_GZIP_CACHE_BYTES};
+
+/// The ALPN protocol names an HTTP/1.1 server offers over TLS: give them
+/// to its endpoint, so a client that offers ALPN (curl, browsers, testssl)
+/// is told `http/1.1`.
+///
+/// ```no_run
+/// use std::rc::Rc;
+/// use torsion::{endpoints, Reactor};
+/// use torsion_http::{Data, Site, ALPN};
+/// let reactor = Reactor::new()?;
+/// let site = Site::new(Rc::new(Data::new("hi", "text/plain")));
+/// endpoints::server(&reactor, "ssl:8443:privateKey=key.pem:certKey=cert.pem")?
+///     .with_alpn(ALPN)
+///     .listen(site.factory(&reactor))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const ALPN: &[&[u8]] = &[b"http/1.1"];
 pub use text::{html_escape, parse_urlencoded, percent_decode};

@@ -14,7 +14,9 @@
 //! nothing is satisfiable, and `If-Range` respected. A whole text file
 //! (`text/*`, JSON, XML, SVG, JavaScript) of 256 B to 1 MiB goes gzipped
 //! to a client whose `Accept-Encoding` takes it, with an `ETag` of its
-//! own and `Vary: Accept-Encoding`; ranges never are.
+//! own and `Vary: Accept-Encoding`, compressed on a thread pool and kept
+//! in a bounded cache; a precompressed `NAME.gz` beside a file is sent
+//! instead when there is one (see [`gzip`]); ranges are never gzipped.
 //!
 //! Names starting with `.` (`.git/`, `.env`) are hidden: answered `404`
 //! and left out of listings, unless [`File::show_hidden`] is set.
@@ -79,6 +81,9 @@ use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use torsion::Producer;
 
+mod gzip;
+pub use gzip::DEFAULT_GZIP_CACHE_BYTES;
+
 /// Bytes of a file read into memory at a time when they cannot go to the
 /// socket with `sendfile` (see [`Request::send_file`]).
 pub const CHUNK: usize = 64 * 1024;
@@ -119,6 +124,9 @@ struct Config {
     /// The content type last found, for the file name extension it was
     /// found for (up to [`EXT_MAX`] bytes; a length over that is no entry).
     last_type: Cell<([u8; EXT_MAX], usize, &'static str)>,
+    /// Gzipped forms: found beside the file, cached, or made off the
+    /// reactor thread (see [`gzip`]).
+    gzip: gzip::Gzip,
 }
 
 /// The longest file name extension whose content type is remembered.
@@ -175,6 +183,7 @@ impl Config {
             index: vec!["index.html".to_string()],
             last_modified: Cell::new((u64::MAX, [0; 29])),
             last_type: Cell::new(([0; EXT_MAX], usize::MAX, "")),
+            gzip: gzip::Gzip::new(DEFAULT_GZIP_CACHE_BYTES, None, true),
         }
     }
 
@@ -850,18 +859,30 @@ fn serve_file(
     file: fs::File,
     meta: &fs::Metadata,
 ) -> Render {
-    let size = meta.len();
-    let mtime = meta.modified().ok();
     let ctype = config.content_type(name);
     let compressible = is_compressible(&ctype);
     let asked = Asked::of(request);
-    // A whole text file small enough to compress in memory goes gzipped
-    // to a client that takes it; a range is always of the file itself.
-    let gzip = compressible
-        && (GZIP_MIN..=GZIP_MAX).contains(&size)
-        && asked.range.is_none()
-        && accepts_gzip(request.headers().get_all("accept-encoding"));
-    let etag = etag_of(meta, gzip);
+    // A whole file goes gzipped to a client that takes it: a `NAME.gz`
+    // beside it, or a text file small enough to compress in memory. A
+    // range is always of the file itself (see `gzip`'s module doc).
+    let takes_gzip =
+        asked.range.is_none() && accepts_gzip(request.headers().get_all("accept-encoding"));
+    let precompressed = takes_gzip
+        .then(|| gzip::beside(config, name, meta))
+        .flatten();
+    let beside = precompressed.is_some();
+    let gz_meta;
+    let (file, meta) = match precompressed {
+        Some((gz, m)) => {
+            gz_meta = m;
+            (gz, &gz_meta)
+        }
+        None => (file, meta),
+    };
+    let size = meta.len();
+    let mtime = meta.modified().ok();
+    let gzip = !beside && takes_gzip && compressible && (GZIP_MIN..=GZIP_MAX).contains(&size);
+    let etag = etag_of(meta, gzip || beside);
     let etag = etag.as_str();
     let _ = request.set_header("ETag", etag);
     if let Some(m) = mtime {
@@ -871,8 +892,11 @@ fn serve_file(
     if let Some(value) = &config.cache_control {
         let _ = request.set_header("Cache-Control", value);
     }
-    if compressible {
+    if compressible || beside {
         let _ = request.set_header("Vary", "Accept-Encoding");
+    }
+    if beside {
+        let _ = request.set_header("Content-Encoding", "gzip");
     }
 
     if let Some(status) = precondition(request.method(), &asked, etag, mtime) {
@@ -880,15 +904,10 @@ fn serve_file(
         return Render::Body(Vec::new());
     }
     if gzip {
-        return match gzipped(&file, size) {
-            Ok(body) => {
-                let _ = request.set_header("Content-Type", &*ctype);
-                let _ = request.set_header("Content-Encoding", "gzip");
-                Render::Body(body)
-            }
-            // Logged by the site and answered with a plain 500.
-            Err(e) => Render::Error(Box::new(e)),
-        };
+        let _ = request.set_header("Content-Type", &*ctype);
+        let _ = request.set_header("Content-Encoding", "gzip");
+        // From the cache, or later from a pool thread.
+        return config.gzip.respond(request, name, file, meta);
     }
 
     let ranges = match asked.range {
@@ -1005,8 +1024,9 @@ fn serve_file(
 /// to clients that accept it; smaller ones gain nothing.
 const GZIP_MIN: u64 = 256;
 
-/// The largest file compressed (in memory, on each request); larger ones
-/// go as they are, by `sendfile`.
+/// The largest file compressed (in memory, off the reactor thread, then
+/// kept in a bounded cache); larger ones go as they are, by `sendfile`,
+/// unless a `NAME.gz` is beside them.
 const GZIP_MAX: u64 = 1024 * 1024;
 
 /// Whether a content type is text worth compressing.
@@ -1035,7 +1055,7 @@ fn accepts_gzip<'a>(values: impl Iterator<Item = &'a str>) -> bool {
     for value in values {
         for item in value.split(',') {
             let mut parts = item.split(';');
-            let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let coding = parts.next().unwrap_or("").trim();
             let mut weight = 1.0f32;
             for param in parts {
                 if let Some((k, v)) = param.split_once('=') {
@@ -1044,32 +1064,16 @@ fn accepts_gzip<'a>(values: impl Iterator<Item = &'a str>) -> bool {
                     }
                 }
             }
-            match coding.as_str() {
-                "gzip" | "x-gzip" => named = Some(weight > 0.0),
-                "*" => any = Some(weight > 0.0),
-                _ => {}
+            // Compared without a lower-cased copy: every request from a
+            // browser comes through here.
+            if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+                named = Some(weight > 0.0);
+            } else if coding == "*" {
+                any = Some(weight > 0.0);
             }
         }
     }
     named.or(any).unwrap_or(false)
-}
-
-/// The file's bytes, gzipped; the file must still be `size` long.
-fn gzipped(file: &fs::File, size: u64) -> io::Result<Vec<u8>> {
-    use flate2::write::GzEncoder;
-    use io::{Read, Write};
-    let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    let mut file = file;
-    file.read_to_end(&mut data)?;
-    if data.len() as u64 != size {
-        return Err(io::Error::other("the file changed while being read"));
-    }
-    let mut encoder = GzEncoder::new(
-        Vec::with_capacity(data.len() / 3),
-        flate2::Compression::default(),
-    );
-    encoder.write_all(&data)?;
-    encoder.finish()
 }
 
 /// Files of up to this many bytes (a body, all ranges included) are read

@@ -2,7 +2,8 @@
 //! a child process against the server on 127.0.0.1 (port 0). GET and HEAD,
 //! byte-exact downloads, single and multiple ranges, conditional
 //! requests, redirects, keep-alive across several URLs in one curl run,
-//! and chunked uploads (with `100-continue`).
+//! chunked uploads (with `100-continue`), and `--compressed` fetching a
+//! precompressed `.gz` and a body gzipped on the fly.
 //!
 //! `.ci/run` installs curl. Without it these tests say so and pass,
 //! except under CI (`CI` set), where a missing curl is a failure.
@@ -158,6 +159,69 @@ fn curl_downloads_byte_exact() {
     assert_eq!(out.stdout, s.file("blob.bin"));
     let out = s.curl(&[&s.url("/files/hello.txt")], None);
     assert_eq!(out.stdout, b"Hello, curl!\n");
+}
+
+#[test]
+fn curl_compressed_gets_a_precompressed_gz_and_an_on_the_fly_gzip() {
+    if !have_curl() {
+        return;
+    }
+    use std::io::Write;
+    let s = server("gzip");
+    let css: Vec<u8> = (0..3000)
+        .flat_map(|i| format!(".c{i} {{ margin: {}px }}\n", i % 17).into_bytes())
+        .collect();
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(&css).unwrap();
+    let css_gz = e.finish().unwrap();
+    fs::write(s.path("files/site.css"), &css).unwrap();
+    fs::write(s.path("files/site.css.gz"), &css_gz).unwrap();
+    fs::write(s.path("files/other.css"), &css).unwrap();
+    let headers = s.path("headers.txt");
+    let dump = headers.to_str().unwrap();
+
+    // curl asks for gzip and decodes it: the file's bytes come out.
+    let out = s.curl(
+        &[
+            "--compressed",
+            "--dump-header",
+            dump,
+            &s.url("/files/site.css"),
+        ],
+        None,
+    );
+    assert!(out.stdout == css, "decoded body differs");
+    let head = fs::read_to_string(&headers).unwrap();
+    assert!(head.contains("Content-Encoding: gzip\r\n"), "{head}");
+    assert!(
+        head.contains(&format!("Content-Length: {}\r\n", css_gz.len())),
+        "the .gz's length: {head}"
+    );
+    // What went over the wire is the .gz file itself.
+    let out = s.curl(
+        &[
+            "--header",
+            "Accept-Encoding: gzip",
+            &s.url("/files/site.css"),
+        ],
+        None,
+    );
+    assert!(out.stdout == css_gz, "not the .gz file's bytes");
+
+    // Without a .gz, compressed on the fly; curl decodes that too.
+    let out = s.curl(
+        &[
+            "--compressed",
+            "--dump-header",
+            dump,
+            &s.url("/files/other.css"),
+        ],
+        None,
+    );
+    assert!(out.stdout == css, "decoded body differs");
+    let head = fs::read_to_string(&headers).unwrap();
+    assert!(head.contains("Content-Encoding: gzip\r\n"), "{head}");
+    assert!(head.contains("Vary: Accept-Encoding\r\n"), "{head}");
 }
 
 #[test]

@@ -1372,11 +1372,21 @@ fn serve_and_talk(description_tail: &str, roots: &Path) {
     assert_eq!(client.borrow().data, b"ping");
 }
 
+/// Whether the `openssl` command is here. Under `CI` it must be: a
+/// missing tool fails the run there instead of skipping the interop
+/// tests in silence, as curl, Python and wrk do in the other suites.
 fn openssl_available() -> bool {
-    std::process::Command::new("openssl")
+    let ok = std::process::Command::new("openssl")
         .arg("version")
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "openssl is missing under CI: .ci/run must install it"
+        );
+    }
+    ok
 }
 
 #[test]
@@ -1723,6 +1733,133 @@ fn openssl_s_client_negotiates_tls13_and_is_refused_tls11() {
     assert!(text.contains("Cipher is (NONE)"), "{text}");
     let made = servers.borrow().iter().filter(|s| s.borrow().made).count();
     assert_eq!(made, 2, "no protocol is made for a refused handshake");
+}
+
+/// An `ssl:` endpoint with defaults, answering `pong` to `ping`: its
+/// address, and the CA file that trusts it.
+fn ssl_pong_server(reactor: &Reactor) -> (SocketAddr, PathBuf, Ca) {
+    let (ca, key, cert, roots) = localhost_ca();
+    let port = endpoints::server(
+        reactor,
+        &format!(
+            "ssl:0:interface=127.0.0.1:privateKey={}:certKey={}",
+            key.display(),
+            cert.display()
+        ),
+    )
+    .unwrap()
+    .listen(move |_: &Address| {
+        P::new(&shared()).data(|t, _, rec| {
+            if rec.borrow().data.ends_with(b"ping\n") {
+                t.write(b"pong\n");
+                t.lose_connection();
+            }
+        })
+    })
+    .unwrap();
+    (port.address().socket_addr().unwrap(), roots, ca)
+}
+
+/// The line of `s_client`'s output that starts with `prefix`, trimmed.
+fn line_of<'a>(text: &'a str, prefix: &str) -> &'a str {
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no '{prefix}' in:\n{text}"))
+}
+
+#[test]
+fn the_server_chooses_the_cipher_suite_by_its_own_order() {
+    if !openssl_available() {
+        eprintln!("openssl not installed: skipping the cipher order test");
+        return;
+    }
+    let reactor = Reactor::new().unwrap();
+    let (addr, roots, _ca) = ssl_pong_server(&reactor);
+    let roots = roots.display().to_string();
+    // The client prefers AES-128 in both versions; the server's list has
+    // AES-256 first, and it wins.
+    let (ok, text) = s_client(
+        &reactor,
+        addr,
+        &[
+            "-tls1_2",
+            "-cipher",
+            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384",
+            "-CAfile",
+            &roots,
+            "-ign_eof",
+        ],
+        b"ping\n",
+    );
+    assert!(ok, "{text}");
+    assert_eq!(
+        line_of(&text, "Cipher    :"),
+        "Cipher    : ECDHE-ECDSA-AES256-GCM-SHA384"
+    );
+    let (ok, text) = s_client(
+        &reactor,
+        addr,
+        &[
+            "-tls1_3",
+            "-ciphersuites",
+            "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384",
+            "-CAfile",
+            &roots,
+            "-ign_eof",
+        ],
+        b"ping\n",
+    );
+    assert!(ok, "{text}");
+    assert_eq!(
+        line_of(&text, "Cipher    :"),
+        "Cipher    : TLS_AES_256_GCM_SHA384"
+    );
+}
+
+#[test]
+fn tls12_sessions_resume_by_stateless_ticket() {
+    if !openssl_available() {
+        eprintln!("openssl not installed: skipping the session ticket test");
+        return;
+    }
+    let reactor = Reactor::new().unwrap();
+    let (addr, roots, ca) = ssl_pong_server(&reactor);
+    let roots = roots.display().to_string();
+    let session = ca.path("session.pem").display().to_string();
+    let (ok, text) = s_client(
+        &reactor,
+        addr,
+        &[
+            "-tls1_2",
+            "-CAfile",
+            &roots,
+            "-ign_eof",
+            "-sess_out",
+            &session,
+        ],
+        b"ping\n",
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("New, TLSv1.2"), "{text}");
+    // RFC 5077: a ticket came (OpenSSL shows its lifetime hint); with
+    // session ids only, there is none.
+    assert!(
+        text.contains("TLS session ticket lifetime hint"),
+        "no session ticket was issued:\n{text}"
+    );
+    // The saved session (its ticket) resumes.
+    let (ok, text) = s_client(
+        &reactor,
+        addr,
+        &[
+            "-tls1_2", "-CAfile", &roots, "-ign_eof", "-sess_in", &session,
+        ],
+        b"ping\n",
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("Reused, TLSv1.2"), "not resumed:\n{text}");
+    assert!(text.contains("pong"), "{text}");
 }
 
 // ---------------------------------------------------------------------------

@@ -74,7 +74,7 @@ pub struct ServerEndpoint {
 
 /// Parses a server endpoint string (`tcp:PORT[:interface=IP][:backlog=N]`,
 /// `tcp6:…`, `unix:PATH[:mode=OCTAL][:backlog=N]`,
-/// `ssl:PORT:privateKey=KEY.pem:certKey=CERT.pem[:extraCertChain=CHAIN.pem][:interface=IP][:backlog=N]`).
+/// `ssl:PORT:privateKey=KEY.pem:certKey=CERT.pem[:extraCertChain=CHAIN.pem][:interface=IP][:backlog=N][:alpn=P1,P2]`).
 ///
 /// For `ssl:` the key and certificate files are read and checked here.
 ///
@@ -98,12 +98,21 @@ pub fn server(reactor: &Reactor, description: &str) -> Result<ServerEndpoint, En
             private_key,
             cert_key,
             extra_cert_chain,
+            alpn,
             ..
-        } => Some(ServerTls::new(Identity::from_pem_files_with_chain(
-            cert_key,
-            private_key,
-            extra_cert_chain.as_deref(),
-        )?)),
+        } => {
+            let tls = ServerTls::new(Identity::from_pem_files_with_chain(
+                cert_key,
+                private_key,
+                extra_cert_chain.as_deref(),
+            )?);
+            let names: Vec<&[u8]> = alpn.iter().map(|n| n.as_bytes()).collect();
+            Some(if names.is_empty() {
+                tls
+            } else {
+                tls.with_alpn(&names)
+            })
+        }
         _ => None,
     };
     Ok(ServerEndpoint {

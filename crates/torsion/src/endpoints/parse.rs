@@ -122,10 +122,12 @@ pub enum ServerDescription {
         lockfile: bool,
     },
     /// A TLS server over TCP, in Twisted's grammar:
-    /// `ssl:PORT:privateKey=KEY.pem:certKey=CERT.pem[:extraCertChain=CHAIN.pem][:interface=IP][:backlog=N]`.
+    /// `ssl:PORT:privateKey=KEY.pem:certKey=CERT.pem[:extraCertChain=CHAIN.pem][:interface=IP][:backlog=N][:alpn=P1,P2]`.
     ///
     /// As in Twisted, `privateKey` defaults to `server.pem` and `certKey`
-    /// to the `privateKey` file (one PEM file may hold both).
+    /// to the `privateKey` file (one PEM file may hold both). `alpn` is
+    /// torsion's own: the ALPN protocol names offered, most preferred
+    /// first (`alpn=h2,http/1.1`).
     Ssl {
         /// The port to listen on; 0 asks the system for any free port.
         port: u16,
@@ -142,6 +144,10 @@ pub enum ServerDescription {
         /// The listen backlog, 1 to 65535; `None` leaves the engine's
         /// default.
         backlog: Option<u32>,
+        /// ALPN protocol names to offer, most preferred first; empty
+        /// leaves the choice to the program (`torsion web` offers
+        /// `http/1.1`, the others none).
+        alpn: Vec<String>,
     },
 }
 
@@ -336,7 +342,7 @@ const KINDS: &str = "tcp, tcp6, unix, ssl, tls";
 /// The kinds are `tcp:PORT[:interface=IPV4][:backlog=N]`,
 /// `tcp6:PORT[:interface=IPV6][:backlog=N]`,
 /// `unix:PATH[:mode=OCTAL][:backlog=N][:lockfile=0|1]` and
-/// `ssl:PORT[:privateKey=PATH][:certKey=PATH][:extraCertChain=PATH][:interface=IP][:backlog=N]`
+/// `ssl:PORT[:privateKey=PATH][:certKey=PATH][:extraCertChain=PATH][:interface=IP][:backlog=N][:alpn=P1,P2]`
 /// (TLS; `privateKey` defaults to `server.pem`, `certKey` to the
 /// `privateKey` file). No file is read here.
 ///
@@ -505,6 +511,7 @@ impl fmt::Display for ServerDescription {
                 extra_cert_chain,
                 interface,
                 backlog,
+                alpn,
             } => {
                 write!(
                     f,
@@ -520,6 +527,9 @@ impl fmt::Display for ServerDescription {
                 }
                 if let Some(backlog) = backlog {
                     write!(f, ":backlog={backlog}")?;
+                }
+                if !alpn.is_empty() {
+                    write!(f, ":alpn={}", Escaped(&alpn.join(",")))?;
                 }
             }
         }
@@ -756,6 +766,7 @@ const SSL_SERVER: Spec = Spec {
         "extraCertChain",
         "interface",
         "backlog",
+        "alpn",
     ],
 };
 
@@ -993,6 +1004,11 @@ fn ssl_server(description: &str, fields: &[Field]) -> Result<ServerDescription, 
         .take("backlog")
         .map(|v| parse_backlog(&v))
         .transpose()?;
+    let alpn = params
+        .take("alpn")
+        .map(|v| parse_alpn(&v))
+        .transpose()?
+        .unwrap_or_default();
     Ok(ServerDescription::Ssl {
         port,
         private_key,
@@ -1000,6 +1016,7 @@ fn ssl_server(description: &str, fields: &[Field]) -> Result<ServerDescription, 
         extra_cert_chain,
         interface,
         backlog,
+        alpn,
     })
 }
 
@@ -1125,6 +1142,25 @@ fn parse_interface(value: &str, ipv6: bool) -> Result<IpAddr, EndpointError> {
                 "an IPv4 address like 127.0.0.1 (use tcp6 for IPv6)",
             )
         })
+    }
+}
+
+/// Parses ALPN protocol names separated by commas (`h2,http/1.1`): each
+/// 1 to 255 bytes of visible ASCII (RFC 7301 allows any bytes; names in
+/// use are such text, and a comma or space in one is surely a typo).
+fn parse_alpn(value: &str) -> Result<Vec<String>, EndpointError> {
+    let names: Vec<String> = value.split(',').map(str::to_owned).collect();
+    let ok = names
+        .iter()
+        .all(|n| (1..=255).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_graphic()));
+    if ok {
+        Ok(names)
+    } else {
+        Err(bad_value(
+            "alpn",
+            value,
+            "protocol names of visible ASCII separated by commas, such as h2,http/1.1",
+        ))
     }
 }
 
@@ -1621,6 +1657,7 @@ mod tests {
             extra_cert_chain: None,
             interface: None,
             backlog: None,
+            alpn: Vec::new(),
         }
     }
 
@@ -1655,8 +1692,17 @@ mod tests {
                 extra_cert_chain: Some("chain.pem".into()),
                 interface: v4(127, 0, 0, 1),
                 backlog: Some(64),
+                alpn: Vec::new(),
             }
         );
+        let alpn = |d: &str| match server_ok(d) {
+            ServerDescription::Ssl { alpn, .. } => alpn,
+            other => panic!("not ssl: {other:?}"),
+        };
+        assert_eq!(alpn("ssl:443:alpn=h2,http/1.1"), ["h2", "http/1.1"]);
+        assert_eq!(alpn("ssl:443:alpn=x-torsion"), ["x-torsion"]);
+        assert_eq!(alpn(r"ssl:443:alpn=a\:b"), ["a:b"]);
+        assert!(alpn("ssl:443").is_empty());
         let interface = |d: &str| match server_ok(d) {
             ServerDescription::Ssl { interface, .. } => interface,
             other => panic!("not ssl: {other:?}"),
@@ -1739,7 +1785,22 @@ mod tests {
         );
         assert_mentions(
             &server_err("ssl:443:dhParameters=dh.pem"),
-            &["(known: port, privateKey, certKey, extraCertChain, interface, backlog)"],
+            &["(known: port, privateKey, certKey, extraCertChain, interface, backlog, alpn)"],
+        );
+        for bad in [
+            "",
+            "h2,",
+            ",h2",
+            "h2,,http/1.1",
+            "http 1.1",
+            "h2;q=1,caf\u{e9}",
+        ] {
+            assert_bad_value(&server_err(&format!("ssl:443:alpn={bad}")), "alpn", bad);
+        }
+        assert_bad_value(
+            &server_err(&format!("ssl:443:alpn={}", "x".repeat(256))),
+            "alpn",
+            &"x".repeat(256),
         );
         assert_bad_value(&server_err("ssl:443:privateKey="), "privateKey", "");
         assert_bad_value(&server_err("ssl:443:certKey="), "certKey", "");
@@ -2291,8 +2352,9 @@ mod tests {
                 proptest::option::of(text()),
                 proptest::option::of(any::<IpAddr>()),
                 proptest::option::of(1u32..=65535),
+                proptest::collection::vec("[!-~]{1,12}", 0..3),
             )
-                .prop_map(|(port, key, cert, chain, interface, backlog)| {
+                .prop_map(|(port, key, cert, chain, interface, backlog, alpn)| {
                     ServerDescription::Ssl {
                         port,
                         private_key: key.into(),
@@ -2300,6 +2362,7 @@ mod tests {
                         extra_cert_chain: chain.map(PathBuf::from),
                         interface,
                         backlog,
+                        alpn: alpn.into_iter().filter(|n| !n.contains(',')).collect(),
                     }
                 }),
         ]

@@ -163,6 +163,30 @@ impl ThreadPool {
         self.shared.lock().threads
     }
 
+    /// Jobs waiting for a thread (not those running): how far behind the
+    /// pool is (Twisted's `threadpool.q.qsize()`).
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use torsion::{task::ThreadPool, Reactor};
+    /// let reactor = Reactor::new().unwrap();
+    /// let pool = ThreadPool::new(&reactor, 1);
+    /// let (started, running) = mpsc::channel();
+    /// let (go, wait) = mpsc::channel::<()>();
+    /// let _busy = pool.defer_to_thread(move || {
+    ///     started.send(()).unwrap();
+    ///     wait.recv().is_ok()
+    /// });
+    /// running.recv().unwrap();
+    /// let _queued = pool.defer_to_thread(|| ());
+    /// assert_eq!(pool.queued(), 1, "the one thread is busy");
+    /// go.send(()).unwrap();
+    /// # pool.stop();
+    /// ```
+    pub fn queued(&self) -> usize {
+        self.shared.lock().jobs.len()
+    }
+
     /// Stops the pool now: running jobs finish, queued ones are dropped,
     /// threads are joined.
     pub fn stop(&self) {

@@ -7,6 +7,21 @@
 //! error naming the file and the problem, not a failed handshake later.
 //!
 //! Only TLS 1.3 and 1.2 are enabled, with rustls's `ring` provider.
+//!
+//! A server made here ([`ServerTls::new`]) chooses the cipher suite by its
+//! own order of preference, not the client's (rustls's
+//! `ignore_client_order`): its list puts AES-256-GCM first and offers
+//! nothing weak, so a client that prefers a weaker suite does not get
+//! it. It resumes sessions by stateless ticket (RFC 5077 in TLS 1.2, and
+//! TLS 1.3 tickets) as well as by session id: the ticket key is random,
+//! made with the configuration and rotated by rustls every six hours.
+//! Each [`ServerTls`] has a key of its own, so a ticket is honoured only
+//! by connections served with the configuration that issued it (one
+//! worker of `torsion --workers N`, each of which builds its own): a
+//! client that reaches another falls back to a full handshake. It offers
+//! no ALPN protocol until told which ([`ServerTls::with_alpn`]; the HTTP
+//! servers offer `http/1.1`), and then refuses a client that offers ALPN
+//! and shares none.
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject};
@@ -394,7 +409,15 @@ impl ServerTls {
         let builder = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(VERSIONS)
             .expect("rustls's ring provider supports TLS 1.2 and 1.3");
-        let config = builder.with_no_client_auth().with_cert_resolver(resolver);
+        let mut config = builder.with_no_client_auth().with_cert_resolver(resolver);
+        // The server's order of preference, as testssl expects.
+        config.ignore_client_order = true;
+        // Stateless tickets besides session ids; fails only if the system
+        // cannot give random bytes, and then resumption by id remains.
+        match rustls::crypto::ring::Ticketer::new() {
+            Ok(ticketer) => config.ticketer = ticketer,
+            Err(e) => tracing::warn!(error = %e, "TLS session tickets off: no ticket key"),
+        }
         ServerTls {
             config: Arc::new(config),
             handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
