@@ -34,6 +34,8 @@ struct Log {
 pub struct Server {
     child: Child,
     log: Arc<Log>,
+    /// The thread copying stderr into `log`, until the child closes it.
+    reader: Option<thread::JoinHandle<()>>,
     /// Every address the server logged as listening on, in order.
     pub addresses: Vec<String>,
 }
@@ -57,7 +59,7 @@ impl Server {
         let log = Arc::new(Log::default());
         let stderr = child.stderr.take().expect("stderr is piped");
         let sink = log.clone();
-        thread::spawn(move || {
+        let reader = thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 eprintln!("[torsion] {line}");
@@ -68,6 +70,7 @@ impl Server {
         let mut server = Server {
             child,
             log,
+            reader: Some(reader),
             addresses: Vec::new(),
         };
         let deadline = Instant::now() + PATIENCE;
@@ -193,6 +196,11 @@ impl Server {
             "{status:?} after SIGTERM:\n{}",
             self.log_text()
         );
+        // The child has exited, but its last lines may still be on their
+        // way through the pipe: read them all before looking.
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
         self.turns_logged()
     }
 }
