@@ -469,7 +469,11 @@ impl StreamConn {
         if event.is_readable() || event.is_read_closed() || event.is_error() {
             // A short read drains the socket only if no end of file or
             // error came with the same edge; otherwise read on to see it.
-            self.read(reactor, !(event.is_read_closed() || event.is_error()));
+            self.read(
+                reactor,
+                !(event.is_read_closed() || event.is_error()),
+                false,
+            );
         }
     }
 
@@ -478,9 +482,12 @@ impl StreamConn {
             StreamTask::Finish => self.finish(reactor),
             StreamTask::Read => {
                 self.io.borrow_mut().flags.read_pending = false;
-                self.read(reactor, false)
+                self.read(reactor, false, true)
             }
             StreamTask::PauseProducer | StreamTask::ResumeProducer => {
+                if matches!(task, StreamTask::PauseProducer) {
+                    reactor.producer_pause_ran();
+                }
                 let producer = {
                     let mut io = self.io.borrow_mut();
                     if io.flags.closed {
@@ -507,7 +514,13 @@ impl StreamConn {
     /// does not fill the buffer ends the pass (the edge-triggered poller
     /// reports new input as a new event); otherwise reading goes on until
     /// the kernel says it would block.
-    fn read(self: &Rc<Self>, reactor: &Reactor, short_read_drains: bool) {
+    ///
+    /// While a producer's pause waits on the ready queue, reading yields
+    /// first (queues itself behind that pause), unless it is that queued
+    /// read (`queued`), which comes after the pause: what a relay read
+    /// would otherwise pile up past its peer's high-water mark, up to a
+    /// turn's worth of reads, before the pause reaches it.
+    fn read(self: &Rc<Self>, reactor: &Reactor, short_read_drains: bool, queued: bool) {
         for round in 0.. {
             {
                 let mut io = self.io.borrow_mut();
@@ -519,7 +532,8 @@ impl StreamConn {
                     f.read_pending = true;
                     return;
                 }
-                if round == READS_PER_TURN {
+                let pause_waits = !(queued && round == 0) && reactor.producer_pause_waits();
+                if round == READS_PER_TURN || pause_waits {
                     if !f.read_pending {
                         f.read_pending = true;
                         drop(io);
@@ -654,6 +668,9 @@ impl StreamConn {
                 None
             };
             if let Some(task) = task {
+                if matches!(task, StreamTask::PauseProducer) {
+                    reactor.producer_pause_queued();
+                }
                 self.push(reactor, self.clone(), task);
             }
         }

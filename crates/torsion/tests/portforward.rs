@@ -181,3 +181,117 @@ fn a_reset_on_one_side_closes_the_other() {
         Err(_) => true, // reset: the failure was passed on
     });
 }
+
+/// A connection's reading as the producer of another's output, as the
+/// forwarder wires its two sides.
+struct ReadingOf(torsion::Transport);
+
+impl torsion::Producer for ReadingOf {
+    fn pause_producing(&self) {
+        self.0.pause_producing();
+    }
+    fn resume_producing(&self) {
+        self.0.resume_producing();
+    }
+    fn stop_producing(&self) {}
+}
+
+/// A relay whose sink stops taking data stops reading within one read of
+/// the sink's high-water mark: the pause its write queued runs before the
+/// source's next read, not after a whole turn's worth of reads (which
+/// left up to 256 KiB more per direction in the queue).
+#[test]
+fn a_relay_stops_reading_within_one_read_of_its_sinks_high_water_mark() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use torsion::{Protocol, Transport};
+
+    const HIGH: usize = 64 * 1024;
+    #[derive(Default)]
+    struct Relay {
+        sink: Option<Transport>,
+        most_queued: usize,
+    }
+    struct Side(Rc<RefCell<Relay>>, Option<Transport>);
+    impl Protocol for Side {
+        fn connection_made(&mut self, t: Transport) {
+            let mut relay = self.0.borrow_mut();
+            match &relay.sink {
+                // The first connection is the sink, the second the source.
+                None => {
+                    t.set_write_buffer_limits(HIGH, HIGH / 4);
+                    relay.sink = Some(t.clone());
+                }
+                Some(sink) => sink.register_producer(Rc::new(ReadingOf(t.clone())), true),
+            }
+            self.1 = Some(t);
+        }
+        fn data_received(&mut self, data: &[u8]) {
+            let mut relay = self.0.borrow_mut();
+            if let Some(sink) = relay.sink.clone() {
+                sink.write(data);
+                relay.most_queued = relay.most_queued.max(sink.buffered());
+            }
+        }
+    }
+
+    let reactor = Reactor::new().unwrap();
+    let relay = Rc::new(RefCell::new(Relay::default()));
+    let shared = relay.clone();
+    let port = reactor
+        .listen_tcp(common::loopback(0), move |_: &Address| {
+            Side(shared.clone(), None)
+        })
+        .unwrap();
+    let addr = port.address().socket_addr().unwrap();
+    // The sink's peer reads only between rounds.
+    let mut sink_peer = TcpStream::connect(addr).unwrap();
+    sink_peer.set_nonblocking(true).unwrap();
+    common::spin_until(&reactor, || relay.borrow().sink.is_some());
+    // The source's peer writes as fast as it can, from a thread.
+    let source_peer = TcpStream::connect(addr).unwrap();
+    let stopper = source_peer.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut s = source_peer;
+        let block = vec![0x5a; 256 * 1024];
+        for _ in 0..4096 {
+            if s.write_all(&block).is_err() {
+                break;
+            }
+        }
+    });
+    // Whether the source is read past the mark depends on how much input
+    // waits when the mark is passed: pass it several times.
+    let mut most = 0;
+    let mut buf = vec![0; 64 * 1024];
+    for round in 0..8 {
+        if round > 0 {
+            // Read on the sink's side until the relay's queue has gone out.
+            common::spin_until(&reactor, || {
+                while let Ok(n) = sink_peer.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                let relay = relay.borrow();
+                relay.sink.as_ref().is_some_and(|s| s.buffered() < HIGH / 4)
+            });
+        }
+        relay.borrow_mut().most_queued = 0;
+        common::spin_until(&reactor, || relay.borrow().most_queued > HIGH);
+        // Turn on for a while: a source that is still read would show here.
+        for _ in 0..20 {
+            reactor.iterate(Some(Duration::from_millis(1))).unwrap();
+        }
+        most = most.max(relay.borrow().most_queued);
+    }
+    stopper.shutdown(Shutdown::Both).unwrap();
+    writer.join().unwrap();
+    drop(sink_peer);
+    // One read of the reactor's buffer at most past the mark (64 KiB),
+    // with room for the write that crossed it.
+    assert!(
+        most <= HIGH + 128 * 1024,
+        "the sink's queue reached {most} bytes against a high-water mark of {HIGH}"
+    );
+}

@@ -213,6 +213,11 @@ pub(crate) struct Inner {
     pub(crate) sources: RefCell<Slab<Source>>,
     timers: RefCell<TimerQueue<Callback>>,
     ready: RefCell<VecDeque<Task>>,
+    /// Pauses of producers queued on `ready` and not yet run: while there
+    /// are any, a readable connection yields before it reads, so that a
+    /// relay whose output just passed its high-water mark is paused before
+    /// it reads more (see `StreamConn::read`).
+    producer_pauses: Cell<usize>,
     read_buf: RefCell<Vec<u8>>,
     clock: Option<Clock>,
     shared: Arc<Shared>,
@@ -354,6 +359,7 @@ impl Reactor {
                 sources: RefCell::new(Slab::new()),
                 timers: RefCell::new(TimerQueue::new()),
                 ready: RefCell::new(VecDeque::new()),
+                producer_pauses: Cell::new(0),
                 read_buf: RefCell::new(Vec::new()),
                 clock,
                 shared: Arc::new(Shared {
@@ -440,6 +446,23 @@ impl Reactor {
 
     pub(crate) fn push(&self, task: Task) {
         self.inner.ready.borrow_mut().push_back(task);
+    }
+
+    /// Counts a producer's pause just queued (see `producer_pauses`).
+    pub(crate) fn producer_pause_queued(&self) {
+        let n = &self.inner.producer_pauses;
+        n.set(n.get() + 1);
+    }
+
+    /// Counts a queued producer's pause as run.
+    pub(crate) fn producer_pause_ran(&self) {
+        let n = &self.inner.producer_pauses;
+        n.set(n.get().saturating_sub(1));
+    }
+
+    /// Whether a producer's pause waits on the ready queue.
+    pub(crate) fn producer_pause_waits(&self) -> bool {
+        self.inner.producer_pauses.get() > 0
     }
 
     /// Sets how long shutdown waits for connections to flush and close
