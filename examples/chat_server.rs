@@ -7,6 +7,10 @@
 //! socat - TCP:127.0.0.1:8001          # in two or more terminals
 //! ```
 //!
+//! Lines end at LF, with a CR before it taken off, so both a terminal's
+//! `socat` (LF) and telnet (CRLF) are understood; the room's own lines end
+//! in LF.
+//!
 //! The room itself is `torsion::protocols::chat` (what `torsion chat`
 //! serves); this example shows the handler such a room is made of: a
 //! `LineHandler` whose `line_received` writes to every member's
@@ -63,6 +67,7 @@ impl LineHandler for Chatter {
     }
 
     fn line_received(&mut self, line: &[u8], _ctl: &mut LineControl<'_>) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         broadcast(&self.room, &format!("<{}> ", self.name), line);
     }
 
@@ -93,6 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             name: peer.to_string(),
             me: None,
         })
+        .with_delimiter(b"\n")
         .with_max_length(MAX_LINE)
     };
     let port = endpoints::server(&reactor, &args.listen)?.listen(factory)?;

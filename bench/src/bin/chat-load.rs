@@ -118,8 +118,8 @@ async fn run(args: Args) -> std::io::Result<()> {
     let base: u64 = counters.iter().map(|c| c.get()).sum::<u64>() + own.get();
     let own_base = own.get();
 
-    // CRLF: torsion's chat is a LineReceiver, whose delimiter (as in
-    // Twisted) is "\r\n".
+    // CRLF, which every chat server here takes (torsion's also takes a
+    // bare LF), so the load is the same for all of them.
     let mut payload = vec![b'm'; args.line.max(3) - 2];
     payload.extend_from_slice(b"\r\n");
     let start = Instant::now();
