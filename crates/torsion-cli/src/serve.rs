@@ -40,6 +40,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 use torsion::endpoints::{self, EndpointError, ServerDescription};
 use torsion::task::LoopingCall;
+use torsion::tls::ServerTls;
 use torsion::{
     Address, ConnectionLost, Factory, HalfClose, Phase, Protocol, Reactor, ReactorHandle,
     SystemEvent, Transport,
@@ -175,6 +176,13 @@ where
         })
         .collect::<Result<Vec<_>, _>>()?;
     let ports: Vec<Option<u16>> = claims.iter().map(|c| Some(c.port)).collect();
+    // One TLS configuration for all workers, so that they share one
+    // session cache and one ticket key: a client that resumes is resumed
+    // whichever worker the kernel hands its connection to.
+    let tls: Vec<Option<ServerTls>> = parsed
+        .into_iter()
+        .map(|e| with_alpn(e).tls().cloned())
+        .collect();
     let recipe = Arc::new(recipe);
     let alive = Arc::new(AtomicUsize::new(0));
     let mut handles: Vec<ReactorHandle> = Vec::new();
@@ -192,13 +200,14 @@ where
         let (ready_tx, ready_rx) = mpsc::channel();
         let strings = endpoints.to_vec();
         let fixed = ports.clone();
+        let tls = tls.clone();
         let recipe = recipe.clone();
         let alive = alive.clone();
         alive.fetch_add(1, Ordering::SeqCst);
         let join = std::thread::Builder::new()
             .name(format!("torsion-worker-{index}"))
             .spawn(move || {
-                worker(index, &strings, &fixed, &*recipe, ready_tx);
+                worker(index, &strings, &fixed, &tls, &*recipe, ready_tx);
                 alive.fetch_sub(1, Ordering::SeqCst);
             })
             .map_err(Error::Reactor)?;
@@ -439,11 +448,13 @@ fn proc_ip(hex: &str) -> Option<IpAddr> {
 
 type Started = Result<(ReactorHandle, Vec<Address>), Error>;
 
-/// One worker: its reactor, its listeners, its loop.
+/// One worker: its reactor, its listeners, its loop. `tls` holds, for
+/// each `ssl:` endpoint, the configuration every worker shares.
 fn worker<F, M, R>(
     index: usize,
     strings: &[String],
     ports: &[Option<u16>],
+    tls: &[Option<ServerTls>],
     recipe: &R,
     ready: mpsc::Sender<Started>,
 ) where
@@ -460,9 +471,12 @@ fn worker<F, M, R>(
     };
     let mut make = recipe();
     let mut listening = Vec::new();
-    for (given, port) in strings.iter().zip(ports) {
+    for ((given, port), tls) in strings.iter().zip(ports).zip(tls) {
         let endpoint = match endpoints::server(&reactor, given) {
-            Ok(e) => with_alpn(e.reuse_port(true)),
+            Ok(e) => match tls {
+                Some(shared) => e.reuse_port(true).with_tls(shared.clone()),
+                None => with_alpn(e.reuse_port(true)),
+            },
             Err(source) => {
                 let _ = ready.send(Err(Error::BadEndpoint {
                     endpoint: given.clone(),

@@ -357,3 +357,54 @@ fn portforward_refuses_a_tls_target_with_an_untrusted_certificate() {
         fwd.log_text()
     );
 }
+
+/// `openssl s_client` over TLS 1.2 to `port`, saving the session to or
+/// resuming it from `session`; its output.
+fn s_client_session(pki: &Pki, port: u16, flag: &str, session: &std::path::Path) -> String {
+    let out = run_bounded(
+        Command::new("openssl")
+            .args(["s_client", "-tls1_2", "-connect"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-servername", "localhost", "-CAfile"])
+            .arg(pki.path("ca.pem"))
+            .arg(flag)
+            .arg(session),
+    );
+    let text = out.stdout + &out.stderr;
+    assert!(out.status.success(), "s_client failed:\n{text}");
+    text
+}
+
+/// With `--workers`, every worker shares one TLS configuration: a
+/// session (by ticket or by id) made on one resumes on any other, so
+/// resumption does not depend on which worker the kernel picks.
+#[test]
+fn workers_share_one_session_cache_and_ticket_key() {
+    let pki = Pki::new("workers-tls");
+    let web = Server::start(
+        Command::new(BIN)
+            .args([
+                "--workers",
+                "2",
+                "web",
+                "--listen",
+                &pki.endpoint(),
+                "--path",
+            ])
+            .arg(pki.path("www")),
+        1,
+    );
+    let port = web.addr().port();
+    let session = pki.path("session.pem");
+    let first = s_client_session(&pki, port, "-sess_out", &session);
+    assert!(first.contains("New, TLSv1.2"), "{first}");
+    // Each new connection goes to either worker (SO_REUSEPORT hashes the
+    // client's port): with one key per worker, about half would be new.
+    for attempt in 0..16 {
+        let text = s_client_session(&pki, port, "-sess_in", &session);
+        assert!(
+            text.contains("Reused, TLSv1.2"),
+            "attempt {attempt} was not resumed:\n{text}"
+        );
+    }
+}
