@@ -533,27 +533,8 @@ fn slash_redirect(path: &str, query: Option<&str>) -> String {
             && bytes
                 .get(i + 1..i + 3)
                 .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
-        let plain = escape
-            || b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b':'
-                    | b'@'
-            );
+        let plain =
+            escape || crate::text::is_unreserved_or_sub_delim(b) || matches!(b, b':' | b'@');
         if plain {
             url.push(char::from(b));
         } else {

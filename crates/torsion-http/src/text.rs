@@ -43,6 +43,30 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> Vec<u8> {
     out
 }
 
+/// Whether `b` is an RFC 3986 unreserved character (`ALPHA DIGIT - . _ ~`)
+/// or a sub-delimiter (`! $ & ' ( ) * + , ; =`): the bytes that may stand
+/// unescaped in a path segment and in a host name alike.
+pub(crate) const fn is_unreserved_or_sub_delim(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+        )
+}
+
 /// Percent-encodes everything but unreserved characters and `/`, for
 /// building URLs from file names.
 pub(crate) fn percent_encode_path(s: &str) -> String {

@@ -723,28 +723,7 @@ static HOST_CHAR: [bool; 256] = {
 /// Whether `b` may appear in a `Host` value (RFC 3986 reg-name, IP
 /// literal and port characters).
 const fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b':'
-                | b'['
-                | b']'
-                | b'%'
-        )
+    crate::text::is_unreserved_or_sub_delim(b) || matches!(b, b':' | b'[' | b']' | b'%')
 }
 
 /// How many header slots [`parse_head`] keeps on the stack before it
