@@ -201,22 +201,27 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10) as ra
     assert_eq!(out.stdout.trim(), "TLSv1.3 True");
 }
 
-/// `openssl s_client` offering `http/1.1` by ALPN to `port`, verifying
-/// the server with the test CA; its output (it ends at once, as its
-/// input is empty).
-fn s_client_alpn(pki: &Pki, port: u16) -> String {
+/// `openssl s_client` to `port` with `args`, verifying the server with
+/// the test CA; its output (it ends at once, as its input is empty).
+fn s_client(pki: &Pki, port: u16, args: &[&std::ffi::OsStr]) -> String {
     let out = run_bounded(
         Command::new("openssl")
             .args(["s_client", "-connect"])
             .arg(format!("127.0.0.1:{port}"))
-            .args(["-servername", "localhost", "-alpn", "http/1.1", "-CAfile"])
+            .args(["-servername", "localhost", "-CAfile"])
             .arg(pki.path("ca.pem"))
-            .arg("-verify_return_error"),
+            .arg("-verify_return_error")
+            .args(args),
     );
     let text = out.stdout + &out.stderr;
     assert!(out.status.success(), "s_client failed:\n{text}");
     assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
     text
+}
+
+/// [`s_client`] offering `http/1.1` by ALPN.
+fn s_client_alpn(pki: &Pki, port: u16) -> String {
+    s_client(pki, port, &["-alpn".as_ref(), "http/1.1".as_ref()])
 }
 
 #[test]
@@ -358,21 +363,14 @@ fn portforward_refuses_a_tls_target_with_an_untrusted_certificate() {
     );
 }
 
-/// `openssl s_client` over TLS 1.2 to `port`, saving the session to or
-/// resuming it from `session`; its output.
+/// [`s_client`] over TLS 1.2, saving the session to or resuming it from
+/// `session` (`flag` is `-sess_out` or `-sess_in`).
 fn s_client_session(pki: &Pki, port: u16, flag: &str, session: &std::path::Path) -> String {
-    let out = run_bounded(
-        Command::new("openssl")
-            .args(["s_client", "-tls1_2", "-connect"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-servername", "localhost", "-CAfile"])
-            .arg(pki.path("ca.pem"))
-            .arg(flag)
-            .arg(session),
-    );
-    let text = out.stdout + &out.stderr;
-    assert!(out.status.success(), "s_client failed:\n{text}");
-    text
+    s_client(
+        pki,
+        port,
+        &["-tls1_2".as_ref(), flag.as_ref(), session.as_os_str()],
+    )
 }
 
 /// With `--workers`, every worker shares one TLS configuration: a
