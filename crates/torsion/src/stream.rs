@@ -839,6 +839,16 @@ impl StreamConn {
             }
             if written < total {
                 enqueue(&reactor, &mut io, data, written);
+                // A batch waits for the dispatch to end only while it is
+                // small: one read of up to 64 KiB can make many answers,
+                // and the bytes of a batch count as buffered, as if the
+                // peer were slow. Past BATCH_LIMIT, gather them out now.
+                if io.flags.dirty && !io.flags.write_blocked && io.out_len() >= BATCH_LIMIT {
+                    if let Err(e) = flush_queue(&mut io) {
+                        drop(io);
+                        return me.close_now(&reactor, ConnectionLost::from_io(e));
+                    }
+                }
             }
             if own {
                 io.flags.wrote_in_dispatch = true;
