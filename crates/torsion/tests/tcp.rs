@@ -1032,3 +1032,45 @@ fn pause_reading_on_backlog_bounds_an_echo_to_a_client_that_does_not_read() {
     spin_until(&reactor, || writer.is_finished());
     assert_eq!(writer.join().unwrap(), total);
 }
+
+#[test]
+fn many_answers_to_one_read_leave_in_batches_of_at_most_16_kib() {
+    // One read can carry up to 64 KiB of requests; the answers to them
+    // gather into one gathering write only up to 16 KiB at a time, so
+    // they do not sit in the queue, counted as buffered, until the
+    // protocol returns.
+    const PIECE: usize = 1024;
+    const PIECES: usize = 40;
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let most = Rc::new(Cell::new(0usize));
+    let m = most.clone();
+    let (_port, addr) = listen(&reactor, move || {
+        let m = m.clone();
+        Scripted::new(&l).data(move |t, _| {
+            for i in 0..PIECES {
+                t.write(&[i as u8; PIECE]);
+                m.set(m.get().max(t.buffered()));
+            }
+        })
+    });
+    let t = thread::spawn(move || {
+        let mut s = client(addr);
+        s.write_all(b"go").unwrap();
+        let mut got = vec![0u8; PIECE * PIECES];
+        s.read_exact(&mut got).unwrap();
+        got
+    });
+    spin_until(&reactor, || t.is_finished());
+    let got = t.join().unwrap();
+    let expected: Vec<u8> = (0..PIECES)
+        .flat_map(|i| std::iter::repeat_n(i as u8, PIECE))
+        .collect();
+    assert!(got == expected, "answers out of order");
+    assert!(
+        most.get() <= 16 * 1024,
+        "{} bytes waited for the call to return",
+        most.get()
+    );
+}
