@@ -26,7 +26,7 @@
 use crate::address::Address;
 use crate::connector::Connector;
 use crate::protocol::{ConnectionLost, HalfClose, Protocol};
-use crate::reactor::{DelayedCall, Inner, Reactor, Source, Task, NOT_DISPATCHING};
+use crate::reactor::{DelayedCall, Inner, Reactor, Source, Task, NOT_DISPATCHING, READ_BUFFER};
 use crate::transport::{
     Producer, Transport, TransportBackend, DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER,
 };
@@ -41,10 +41,18 @@ use std::time::Duration;
 
 /// How long a closing connection waits for the peer to close its side.
 pub const LINGER: Duration = Duration::from_secs(2);
+/// Bytes a connection may read in one go (in full reads of the reactor's
+/// buffer) before it yields to the others: a fast sender cannot hold the
+/// reactor for longer than this takes, whatever the read size.
+const READ_BYTES_PER_TURN: usize = 256 * 1024;
 /// Full reads in one go before a connection yields to the others.
-const READS_PER_TURN: usize = 16;
-/// Small writes are appended to the last queued chunk up to this size.
-const COALESCE: usize = 16 * 1024;
+const READS_PER_TURN: usize = READ_BYTES_PER_TURN / READ_BUFFER;
+/// Small writes are appended to the last queued chunk up to this size,
+/// and a queue keeps an emptied chunk of up to this capacity for the
+/// next: one read's worth, so an echo or a relay that queues what the
+/// kernel did not take of each read reuses one chunk rather than
+/// allocating one per read.
+const COALESCE: usize = READ_BUFFER;
 /// Chunks gathered into one `writev`.
 const IOV_MAX: usize = 64;
 /// A `send_file` of at least this many bytes corks the socket while it
@@ -56,7 +64,10 @@ const IOV_MAX: usize = 64;
 const CORK_FROM: usize = 256 * 1024;
 
 /// Writes up to this size to another connection, made during a
-/// connection's `data_received`, are batched until it returns.
+/// connection's `data_received`, are batched until it returns. A batched
+/// write is copied into the queue first, so larger ones (a relay passing
+/// on a full read) go straight to the kernel: gathering pays for many
+/// small writes, not for a few large ones.
 const BATCH_LIMIT: usize = 16 * 1024;
 
 /// The socket of a stream connection: the standard library's socket (one
@@ -845,6 +856,16 @@ impl StreamConn {
             }
             if written < total {
                 enqueue(&reactor, &mut io, data, written);
+                // A batch waits for the dispatch to end only while it is
+                // small: one read of up to 64 KiB can make many answers,
+                // and the bytes of a batch count as buffered, as if the
+                // peer were slow. Past BATCH_LIMIT, gather them out now.
+                if io.flags.dirty && !io.flags.write_blocked && io.out_len() >= BATCH_LIMIT {
+                    if let Err(e) = flush_queue(&mut io) {
+                        drop(io);
+                        return me.close_now(&reactor, ConnectionLost::from_io(e));
+                    }
+                }
             }
             if own {
                 io.flags.wrote_in_dispatch = true;

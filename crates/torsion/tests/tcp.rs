@@ -72,13 +72,14 @@ fn made_first_once_and_lost_last_once_with_clean_close() {
     assert_eq!(lost_count(&log), 1);
 }
 
-#[test]
-fn echo_a_mebibyte_byte_exact() {
+/// Echoes `len` pseudo-random bytes through a real socket, the client
+/// writing and reading at once, and checks every byte came back in order.
+fn echo_byte_exact(len: usize, seed: u64) {
     let reactor = Reactor::new().unwrap();
     let log = Log::default();
     let l = log.clone();
     let (_port, addr) = listen(&reactor, move || Scripted::echo(&l));
-    let payload = random_bytes(1 << 20, 7);
+    let payload = random_bytes(len, seed);
     let p = payload.clone();
     let t = thread::spawn(move || {
         let s = client(addr);
@@ -98,6 +99,51 @@ fn echo_a_mebibyte_byte_exact() {
     assert_eq!(got.len(), payload.len());
     assert!(got == payload, "echoed bytes differ");
     assert_eq!(lost(&log), Some("clean"));
+}
+
+#[test]
+fn echo_a_mebibyte_byte_exact() {
+    echo_byte_exact(1 << 20, 7);
+}
+
+#[test]
+fn echo_ten_mebibytes_byte_exact() {
+    // Many full reads of the reactor's buffer, each echoed while the
+    // client still writes: partial writes queue behind one another.
+    echo_byte_exact(10 << 20, 10);
+}
+
+#[test]
+fn a_read_takes_up_to_64_kib_of_what_is_waiting() {
+    let reactor = Reactor::new().unwrap();
+    let chunks: Rc<RefCell<Vec<usize>>> = Rc::default();
+    let c = chunks.clone();
+    let log = Log::default();
+    let l = log.clone();
+    let (_port, addr) = listen(&reactor, move || {
+        let c = c.clone();
+        Scripted::new(&l).data(move |_, d| c.borrow_mut().push(d.len()))
+    });
+    // Everything is waiting in the server's socket before the reactor
+    // first reads it: as much as the kernel takes without blocking.
+    let mut s = client(addr);
+    s.set_nonblocking(true).unwrap();
+    let data = vec![5u8; 1 << 20];
+    let mut sent = 0;
+    while sent < data.len() {
+        match s.write(&data[sent..]) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    assert!(sent >= 128 * 1024, "the kernel took only {sent} bytes");
+    spin_until(&reactor, || chunks.borrow().iter().sum::<usize>() == sent);
+    let chunks = chunks.borrow();
+    // 64 KiB at a time while that much waits (16 KiB before), and never
+    // more than the reactor's buffer.
+    assert_eq!(chunks[0], 64 * 1024, "reads: {chunks:?}");
+    assert!(chunks.iter().all(|&n| n <= 64 * 1024), "reads: {chunks:?}");
 }
 
 #[test]
@@ -1038,4 +1084,46 @@ fn a_producer_whose_drop_writes_to_its_transport_is_replaced_and_unregistered() 
     spin_until(&reactor, || lost_count(&log) == 1);
     assert_eq!(t.join().unwrap().unwrap(), b"first second ");
     assert_eq!(lost(&log), Some("clean"));
+}
+
+#[test]
+fn many_answers_to_one_read_leave_in_batches_of_at_most_16_kib() {
+    // One read can carry up to 64 KiB of requests; the answers to them
+    // gather into one gathering write only up to 16 KiB at a time, so
+    // they do not sit in the queue, counted as buffered, until the
+    // protocol returns.
+    const PIECE: usize = 1024;
+    const PIECES: usize = 40;
+    let reactor = Reactor::new().unwrap();
+    let log = Log::default();
+    let l = log.clone();
+    let most = Rc::new(Cell::new(0usize));
+    let m = most.clone();
+    let (_port, addr) = listen(&reactor, move || {
+        let m = m.clone();
+        Scripted::new(&l).data(move |t, _| {
+            for i in 0..PIECES {
+                t.write(&[i as u8; PIECE]);
+                m.set(m.get().max(t.buffered()));
+            }
+        })
+    });
+    let t = thread::spawn(move || {
+        let mut s = client(addr);
+        s.write_all(b"go").unwrap();
+        let mut got = vec![0u8; PIECE * PIECES];
+        s.read_exact(&mut got).unwrap();
+        got
+    });
+    spin_until(&reactor, || t.is_finished());
+    let got = t.join().unwrap();
+    let expected: Vec<u8> = (0..PIECES)
+        .flat_map(|i| std::iter::repeat_n(i as u8, PIECE))
+        .collect();
+    assert!(got == expected, "answers out of order");
+    assert!(
+        most.get() <= 16 * 1024,
+        "{} bytes waited for the call to return",
+        most.get()
+    );
 }

@@ -85,10 +85,12 @@ use std::time::{Duration, Instant};
 use timers::{TimerKey, TimerQueue};
 
 /// Size of the one read buffer a reactor lends to whichever connection is
-/// readable. 16 KiB stays in the CPU's near caches: in the bench, echo
-/// streaming cost 63.5 µs of server CPU per 64 KiB with a 64 KiB buffer
-/// and 31.0 µs with this one (Tokio: 45–47 µs).
-const READ_BUFFER: usize = 16 * 1024;
+/// readable: a read takes up to this much of what is waiting. 64 KiB is
+/// a loopback segment, the most one read usually finds; against 16 KiB it
+/// makes a quarter of the reads and `data_received` calls in a bulk
+/// transfer, and costs an idle connection nothing, since the buffer is
+/// the reactor's (BENCHMARKS.md, "Bulk transfer: read size").
+pub(crate) const READ_BUFFER: usize = 64 * 1024;
 const WAKER: Token = Token(usize::MAX);
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
