@@ -10,27 +10,6 @@ use std::rc::Rc;
 use torsion::ConnectionLost;
 use torsion_http::{File, CHUNK};
 
-/// A directory of its own under the system's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("torsion-http-{}-{}", std::process::id(), name));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 /// `tmp/root` is served; `tmp/outside/secret.txt` must never be.
 fn tree(name: &str) -> (TempDir, PathBuf) {
     let tmp = TempDir::new(name);
