@@ -49,6 +49,7 @@ use tokio::io::BufReader;
 use tokio::io::{
     AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt,
 };
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::task::LocalSet;
 use tokio::time::{sleep, timeout};
@@ -211,6 +212,23 @@ async fn connect(addr: SocketAddr, st: &Stats) -> Result<TcpStream, String> {
 fn reset(s: TcpStream) {
     let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
     drop(s);
+}
+
+/// A connection as the web and chat clients use it: a buffered read
+/// half and a write half.
+type Halves = (BufReader<OwnedReadHalf>, OwnedWriteHalf);
+
+/// Connects, and splits the stream into [`Halves`].
+async fn connect_halves(addr: SocketAddr, st: &Stats) -> Result<Halves, String> {
+    let (rd, wr) = connect(addr, st).await?.into_split();
+    Ok((BufReader::new(rd), wr))
+}
+
+/// Puts the halves together again and closes with a reset.
+fn reset_halves((rd, wr): Halves) {
+    if let Ok(s) = rd.into_inner().reunite(wr) {
+        reset(s);
+    }
 }
 
 async fn bounded<F: std::future::Future<Output = Result<(), String>>>(f: F) -> Result<(), String> {
@@ -493,6 +511,25 @@ impl Get {
         r
     }
 
+    /// Sends the request and checks the answer; with `close`, asks for
+    /// `Connection: close` and expects the end of stream after it.
+    async fn ask<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin>(
+        &self,
+        rd: &mut R,
+        wr: &mut W,
+        files: &Files,
+        st: &Stats,
+        close: bool,
+    ) -> Result<(), String> {
+        write_counted(wr, self.request(files, close).as_bytes(), st).await?;
+        self.check(rd, files, st).await?;
+        if close {
+            expect_eof(rd).await
+        } else {
+            Ok(())
+        }
+    }
+
     /// Reads one response and checks it against the file.
     async fn check<R: AsyncBufRead + Unpin>(
         &self,
@@ -578,44 +615,26 @@ async fn web_once(
         if kind == "burst" {
             // Twenty `Connection: close` GETs of small files in a row.
             for _ in 0..20 {
-                let s = connect(addr, st).await?;
-                let (rd, mut wr) = s.into_split();
-                let mut rd = BufReader::new(rd);
+                let (mut rd, mut wr) = connect_halves(addr, st).await?;
                 let g = Get {
                     file: rng.below(2) as usize,
                     range: None,
                 };
-                bounded(async {
-                    write_counted(&mut wr, g.request(files, true).as_bytes(), st).await?;
-                    g.check(&mut rd, files, st).await?;
-                    expect_eof(&mut rd).await
-                })
-                .await?;
+                bounded(g.ask(&mut rd, &mut wr, files, st, true)).await?;
             }
             return Ok(());
         }
-        let s = connect(addr, st).await?;
-        let (rd, mut wr) = s.into_split();
-        let mut rd = BufReader::new(rd);
+        let (mut rd, mut wr) = connect_halves(addr, st).await?;
         match kind {
             "close" => {
                 let g = Get::random(files, rng, true);
-                bounded(async {
-                    write_counted(&mut wr, g.request(files, true).as_bytes(), st).await?;
-                    g.check(&mut rd, files, st).await?;
-                    expect_eof(&mut rd).await
-                })
-                .await
+                bounded(g.ask(&mut rd, &mut wr, files, st, true)).await
             }
             "keep-alive" => {
                 for _ in 0..rng.range(2, 10) {
                     let big = rng.chance(20);
                     let g = Get::random(files, rng, big);
-                    bounded(async {
-                        write_counted(&mut wr, g.request(files, false).as_bytes(), st).await?;
-                        g.check(&mut rd, files, st).await
-                    })
-                    .await?;
+                    bounded(g.ask(&mut rd, &mut wr, files, st, false)).await?;
                 }
                 Ok(())
             }
@@ -671,9 +690,7 @@ async fn web_once(
                     read_expect(&mut rd, &files.0[3].1[..cut], st).await
                 })
                 .await;
-                if let Ok(s) = rd.into_inner().reunite(wr) {
-                    reset(s);
-                }
+                reset_halves((rd, wr));
                 res
             }
             "never-read" => {
@@ -687,17 +704,13 @@ async fn web_once(
                 let _ = timeout(hold, write_counted(&mut wr, all.as_bytes(), st)).await;
                 sleep(hold).await;
                 if rng.chance(50) {
-                    if let Ok(s) = rd.into_inner().reunite(wr) {
-                        reset(s);
-                    }
+                    reset_halves((rd, wr));
                 }
                 Ok(())
             }
             _ => {
                 if rng.chance(50) {
-                    if let Ok(s) = rd.into_inner().reunite(wr) {
-                        reset(s);
-                    }
+                    reset_halves((rd, wr));
                 }
                 Ok(())
             }
@@ -716,17 +729,11 @@ async fn web_long(
     rng: &mut Rng,
     deadline: Instant,
 ) -> Result<(), String> {
-    let s = connect(addr, st).await?;
-    let (rd, mut wr) = s.into_split();
-    let mut rd = BufReader::new(rd);
+    let (mut rd, mut wr) = connect_halves(addr, st).await?;
     let end = deadline.min(Instant::now() + rng.ms(20_000, 90_000));
     while Instant::now() < end {
         let g = Get::random(files, rng, false);
-        bounded(async {
-            write_counted(&mut wr, g.request(files, false).as_bytes(), st).await?;
-            g.check(&mut rd, files, st).await
-        })
-        .await?;
+        bounded(g.ask(&mut rd, &mut wr, files, st, false)).await?;
         sleep(rng.ms(100, 1000)).await;
     }
     Ok(())
@@ -889,9 +896,7 @@ async fn chat_once(
             }
             return Ok(());
         }
-        let s = connect(addr, st).await?;
-        let (rd, mut wr) = s.into_split();
-        let mut rd = BufReader::new(rd);
+        let (mut rd, mut wr) = connect_halves(addr, st).await?;
         match kind {
             "publish" | "half-close" => {
                 let n = rng.range(1, 20);
@@ -926,9 +931,7 @@ async fn chat_once(
                     write_counted(&mut wr, &chat_line('x', book.id(), false), st).await?;
                 }
                 sleep(rng.ms(0, 200)).await;
-                if let Ok(s) = rd.into_inner().reunite(wr) {
-                    reset(s);
-                }
+                reset_halves((rd, wr));
                 Ok(())
             }
             "lurk" => {
@@ -944,9 +947,7 @@ async fn chat_once(
                     }
                 }
                 if rng.chance(30) {
-                    if let Ok(s) = rd.into_inner().reunite(wr) {
-                        reset(s);
-                    }
+                    reset_halves((rd, wr));
                 }
                 Ok(())
             }
@@ -970,17 +971,13 @@ async fn chat_once(
                     sleep(Duration::from_millis(10)).await;
                 }
                 if rng.chance(50) {
-                    if let Ok(s) = rd.into_inner().reunite(wr) {
-                        reset(s);
-                    }
+                    reset_halves((rd, wr));
                 }
                 Ok(())
             }
             _ => {
                 if rng.chance(50) {
-                    if let Ok(s) = rd.into_inner().reunite(wr) {
-                        reset(s);
-                    }
+                    reset_halves((rd, wr));
                 }
                 Ok(())
             }
@@ -998,9 +995,7 @@ async fn chat_long(
     rng: &mut Rng,
     deadline: Instant,
 ) -> Result<(), String> {
-    let s = connect(addr, st).await?;
-    let (rd, mut wr) = s.into_split();
-    let mut rd = BufReader::new(rd);
+    let (mut rd, mut wr) = connect_halves(addr, st).await?;
     let end = deadline.min(Instant::now() + rng.ms(20_000, 90_000));
     while Instant::now() < end {
         bounded(publish(&mut rd, &mut wr, 1, book, st, rng, false)).await?;
