@@ -813,6 +813,15 @@ fn cancelling_a_gather_cancels_its_members() {
 // each `run` below finishes at once, so a recursive hand-over would go
 // a million frames deep.
 
+/// A task for `run` that adds one to `ran` and succeeds.
+fn counts_in(ran: &Rc<std::cell::Cell<usize>>) -> impl FnOnce() -> Result<(), Failure> + 'static {
+    let r = ran.clone();
+    move || {
+        r.set(r.get() + 1);
+        Ok(())
+    }
+}
+
 #[test]
 fn a_million_lock_waiters_are_handed_the_lock_without_overflowing_the_stack() {
     const WAITERS: usize = 1_000_000;
@@ -824,11 +833,7 @@ fn a_million_lock_waiters_are_handed_the_lock_without_overflowing_the_stack() {
         .add_callback(move |held| *g.borrow_mut() = Some(held));
     let ran = Rc::new(std::cell::Cell::new(0usize));
     for _ in 0..WAITERS {
-        let r = ran.clone();
-        let _ = lock.run(move || {
-            r.set(r.get() + 1);
-            Ok::<(), Failure>(())
-        });
+        let _ = lock.run(counts_in(&ran));
     }
     assert_eq!(ran.get(), 0);
     drop(guard.borrow_mut().take());
@@ -849,11 +854,7 @@ fn a_million_semaphore_waiters_are_handed_places_without_overflowing_the_stack()
     }
     let ran = Rc::new(std::cell::Cell::new(0usize));
     for _ in 0..WAITERS {
-        let r = ran.clone();
-        let _ = sem.run(move || {
-            r.set(r.get() + 1);
-            Ok::<(), Failure>(())
-        });
+        let _ = sem.run(counts_in(&ran));
     }
     assert_eq!(ran.get(), 0);
     guards.borrow_mut().clear();
