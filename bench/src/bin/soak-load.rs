@@ -231,6 +231,15 @@ fn reset_halves((rd, wr): Halves) {
     }
 }
 
+/// Leaves as a client at random does: half of the time with a reset,
+/// else with a plain close.
+fn leave(rng: &mut Rng, halves: Halves) -> Result<(), String> {
+    if rng.chance(50) {
+        reset_halves(halves);
+    }
+    Ok(())
+}
+
 async fn bounded<F: std::future::Future<Output = Result<(), String>>>(f: F) -> Result<(), String> {
     timeout(OP_TIMEOUT, f)
         .await
@@ -703,17 +712,9 @@ async fn web_once(
                 let hold = rng.ms(2000, 12000);
                 let _ = timeout(hold, write_counted(&mut wr, all.as_bytes(), st)).await;
                 sleep(hold).await;
-                if rng.chance(50) {
-                    reset_halves((rd, wr));
-                }
-                Ok(())
+                leave(rng, (rd, wr))
             }
-            _ => {
-                if rng.chance(50) {
-                    reset_halves((rd, wr));
-                }
-                Ok(())
-            }
+            _ => leave(rng, (rd, wr)),
         }
     }
     .await;
@@ -970,17 +971,9 @@ async fn chat_once(
                     }
                     sleep(Duration::from_millis(10)).await;
                 }
-                if rng.chance(50) {
-                    reset_halves((rd, wr));
-                }
-                Ok(())
+                leave(rng, (rd, wr))
             }
-            _ => {
-                if rng.chance(50) {
-                    reset_halves((rd, wr));
-                }
-                Ok(())
-            }
+            _ => leave(rng, (rd, wr)),
         }
     }
     .await;
