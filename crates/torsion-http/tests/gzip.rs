@@ -61,14 +61,6 @@ fn gzip(data: &[u8], level: u32) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-fn gunzip(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(data)
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
-
 /// Keeps `pool`'s one thread busy until the returned sender is dropped;
 /// returns once the thread is busy.
 fn hold(pool: &ThreadPool) -> mpsc::Sender<()> {

@@ -614,15 +614,6 @@ fn a_single_file_root_goes_with_its_own_content_type() {
     assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
 }
 
-fn gunzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(data)
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
-
 #[test]
 fn text_goes_gzipped_to_clients_that_take_it_with_its_own_etag() {
     let (_tmp, root) = tree("gzip");
