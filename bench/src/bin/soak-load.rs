@@ -231,6 +231,26 @@ fn reset_halves((rd, wr): Halves) {
     }
 }
 
+/// A long-lived client of the web or chat server: connects, then until
+/// a random end 20–90 s on (never past `deadline`) takes a `step` and
+/// pauses between `pause_ms.0` and `pause_ms.1` ms.
+async fn stay(
+    addr: SocketAddr,
+    st: &Stats,
+    rng: &mut Rng,
+    deadline: Instant,
+    pause_ms: (u64, u64),
+    mut step: impl AsyncFnMut(&mut Halves, &mut Rng) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut halves = connect_halves(addr, st).await?;
+    let end = deadline.min(Instant::now() + rng.ms(20_000, 90_000));
+    while Instant::now() < end {
+        step(&mut halves, rng).await?;
+        sleep(rng.ms(pause_ms.0, pause_ms.1)).await;
+    }
+    Ok(())
+}
+
 /// Leaves as a client at random does: half of the time with a reset,
 /// else with a plain close.
 fn leave(rng: &mut Rng, halves: Halves) -> Result<(), String> {
@@ -730,14 +750,11 @@ async fn web_long(
     rng: &mut Rng,
     deadline: Instant,
 ) -> Result<(), String> {
-    let (mut rd, mut wr) = connect_halves(addr, st).await?;
-    let end = deadline.min(Instant::now() + rng.ms(20_000, 90_000));
-    while Instant::now() < end {
+    let get = async |(rd, wr): &mut Halves, rng: &mut Rng| {
         let g = Get::random(files, rng, false);
-        bounded(g.ask(&mut rd, &mut wr, files, st, false)).await?;
-        sleep(rng.ms(100, 1000)).await;
-    }
-    Ok(())
+        bounded(g.ask(rd, wr, files, st, false)).await
+    };
+    stay(addr, st, rng, deadline, (100, 1000), get).await
 }
 
 // ---------------------------------------------------------------- chat
@@ -988,13 +1005,10 @@ async fn chat_long(
     rng: &mut Rng,
     deadline: Instant,
 ) -> Result<(), String> {
-    let (mut rd, mut wr) = connect_halves(addr, st).await?;
-    let end = deadline.min(Instant::now() + rng.ms(20_000, 90_000));
-    while Instant::now() < end {
-        bounded(publish(&mut rd, &mut wr, 1, book, st, rng, false)).await?;
-        sleep(rng.ms(200, 1000)).await;
-    }
-    Ok(())
+    let line = async |(rd, wr): &mut Halves, rng: &mut Rng| {
+        bounded(publish(rd, wr, 1, book, st, rng, false)).await
+    };
+    stay(addr, st, rng, deadline, (200, 1000), line).await
 }
 
 /// What a reader saw of the confirmed lines.
