@@ -49,6 +49,7 @@ use tokio::io::BufReader;
 use tokio::io::{
     AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt,
 };
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::task::LocalSet;
 use tokio::time::{sleep, timeout};
@@ -211,6 +212,52 @@ async fn connect(addr: SocketAddr, st: &Stats) -> Result<TcpStream, String> {
 fn reset(s: TcpStream) {
     let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
     drop(s);
+}
+
+/// A connection as the web and chat clients use it: a buffered read
+/// half and a write half.
+type Halves = (BufReader<OwnedReadHalf>, OwnedWriteHalf);
+
+/// Connects, and splits the stream into [`Halves`].
+async fn connect_halves(addr: SocketAddr, st: &Stats) -> Result<Halves, String> {
+    let (rd, wr) = connect(addr, st).await?.into_split();
+    Ok((BufReader::new(rd), wr))
+}
+
+/// Puts the halves together again and closes with a reset.
+fn reset_halves((rd, wr): Halves) {
+    if let Ok(s) = rd.into_inner().reunite(wr) {
+        reset(s);
+    }
+}
+
+/// A long-lived client of the web or chat server: connects, then until
+/// a random end 20–90 s on (never past `deadline`) takes a `step` and
+/// pauses between `pause_ms.0` and `pause_ms.1` ms.
+async fn stay(
+    addr: SocketAddr,
+    st: &Stats,
+    rng: &mut Rng,
+    deadline: Instant,
+    pause_ms: (u64, u64),
+    mut step: impl AsyncFnMut(&mut Halves, &mut Rng) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut halves = connect_halves(addr, st).await?;
+    let end = deadline.min(Instant::now() + rng.ms(20_000, 90_000));
+    while Instant::now() < end {
+        step(&mut halves, rng).await?;
+        sleep(rng.ms(pause_ms.0, pause_ms.1)).await;
+    }
+    Ok(())
+}
+
+/// Leaves as a client at random does: half of the time with a reset,
+/// else with a plain close.
+fn leave(rng: &mut Rng, halves: Halves) -> Result<(), String> {
+    if rng.chance(50) {
+        reset_halves(halves);
+    }
+    Ok(())
 }
 
 async fn bounded<F: std::future::Future<Output = Result<(), String>>>(f: F) -> Result<(), String> {
@@ -493,6 +540,25 @@ impl Get {
         r
     }
 
+    /// Sends the request and checks the answer; with `close`, asks for
+    /// `Connection: close` and expects the end of stream after it.
+    async fn ask<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin>(
+        &self,
+        rd: &mut R,
+        wr: &mut W,
+        files: &Files,
+        st: &Stats,
+        close: bool,
+    ) -> Result<(), String> {
+        write_counted(wr, self.request(files, close).as_bytes(), st).await?;
+        self.check(rd, files, st).await?;
+        if close {
+            expect_eof(rd).await
+        } else {
+            Ok(())
+        }
+    }
+
     /// Reads one response and checks it against the file.
     async fn check<R: AsyncBufRead + Unpin>(
         &self,
@@ -578,44 +644,26 @@ async fn web_once(
         if kind == "burst" {
             // Twenty `Connection: close` GETs of small files in a row.
             for _ in 0..20 {
-                let s = connect(addr, st).await?;
-                let (rd, mut wr) = s.into_split();
-                let mut rd = BufReader::new(rd);
+                let (mut rd, mut wr) = connect_halves(addr, st).await?;
                 let g = Get {
                     file: rng.below(2) as usize,
                     range: None,
                 };
-                bounded(async {
-                    write_counted(&mut wr, g.request(files, true).as_bytes(), st).await?;
-                    g.check(&mut rd, files, st).await?;
-                    expect_eof(&mut rd).await
-                })
-                .await?;
+                bounded(g.ask(&mut rd, &mut wr, files, st, true)).await?;
             }
             return Ok(());
         }
-        let s = connect(addr, st).await?;
-        let (rd, mut wr) = s.into_split();
-        let mut rd = BufReader::new(rd);
+        let (mut rd, mut wr) = connect_halves(addr, st).await?;
         match kind {
             "close" => {
                 let g = Get::random(files, rng, true);
-                bounded(async {
-                    write_counted(&mut wr, g.request(files, true).as_bytes(), st).await?;
-                    g.check(&mut rd, files, st).await?;
-                    expect_eof(&mut rd).await
-                })
-                .await
+                bounded(g.ask(&mut rd, &mut wr, files, st, true)).await
             }
             "keep-alive" => {
                 for _ in 0..rng.range(2, 10) {
                     let big = rng.chance(20);
                     let g = Get::random(files, rng, big);
-                    bounded(async {
-                        write_counted(&mut wr, g.request(files, false).as_bytes(), st).await?;
-                        g.check(&mut rd, files, st).await
-                    })
-                    .await?;
+                    bounded(g.ask(&mut rd, &mut wr, files, st, false)).await?;
                 }
                 Ok(())
             }
@@ -671,9 +719,7 @@ async fn web_once(
                     read_expect(&mut rd, &files.0[3].1[..cut], st).await
                 })
                 .await;
-                if let Ok(s) = rd.into_inner().reunite(wr) {
-                    reset(s);
-                }
+                reset_halves((rd, wr));
                 res
             }
             "never-read" => {
@@ -686,21 +732,9 @@ async fn web_once(
                 let hold = rng.ms(2000, 12000);
                 let _ = timeout(hold, write_counted(&mut wr, all.as_bytes(), st)).await;
                 sleep(hold).await;
-                if rng.chance(50) {
-                    if let Ok(s) = rd.into_inner().reunite(wr) {
-                        reset(s);
-                    }
-                }
-                Ok(())
+                leave(rng, (rd, wr))
             }
-            _ => {
-                if rng.chance(50) {
-                    if let Ok(s) = rd.into_inner().reunite(wr) {
-                        reset(s);
-                    }
-                }
-                Ok(())
-            }
+            _ => leave(rng, (rd, wr)),
         }
     }
     .await;
@@ -716,20 +750,11 @@ async fn web_long(
     rng: &mut Rng,
     deadline: Instant,
 ) -> Result<(), String> {
-    let s = connect(addr, st).await?;
-    let (rd, mut wr) = s.into_split();
-    let mut rd = BufReader::new(rd);
-    let end = deadline.min(Instant::now() + rng.ms(20_000, 90_000));
-    while Instant::now() < end {
+    let get = async |(rd, wr): &mut Halves, rng: &mut Rng| {
         let g = Get::random(files, rng, false);
-        bounded(async {
-            write_counted(&mut wr, g.request(files, false).as_bytes(), st).await?;
-            g.check(&mut rd, files, st).await
-        })
-        .await?;
-        sleep(rng.ms(100, 1000)).await;
-    }
-    Ok(())
+        bounded(g.ask(rd, wr, files, st, false)).await
+    };
+    stay(addr, st, rng, deadline, (100, 1000), get).await
 }
 
 // ---------------------------------------------------------------- chat
@@ -889,9 +914,7 @@ async fn chat_once(
             }
             return Ok(());
         }
-        let s = connect(addr, st).await?;
-        let (rd, mut wr) = s.into_split();
-        let mut rd = BufReader::new(rd);
+        let (mut rd, mut wr) = connect_halves(addr, st).await?;
         match kind {
             "publish" | "half-close" => {
                 let n = rng.range(1, 20);
@@ -926,9 +949,7 @@ async fn chat_once(
                     write_counted(&mut wr, &chat_line('x', book.id(), false), st).await?;
                 }
                 sleep(rng.ms(0, 200)).await;
-                if let Ok(s) = rd.into_inner().reunite(wr) {
-                    reset(s);
-                }
+                reset_halves((rd, wr));
                 Ok(())
             }
             "lurk" => {
@@ -944,9 +965,7 @@ async fn chat_once(
                     }
                 }
                 if rng.chance(30) {
-                    if let Ok(s) = rd.into_inner().reunite(wr) {
-                        reset(s);
-                    }
+                    reset_halves((rd, wr));
                 }
                 Ok(())
             }
@@ -969,21 +988,9 @@ async fn chat_once(
                     }
                     sleep(Duration::from_millis(10)).await;
                 }
-                if rng.chance(50) {
-                    if let Ok(s) = rd.into_inner().reunite(wr) {
-                        reset(s);
-                    }
-                }
-                Ok(())
+                leave(rng, (rd, wr))
             }
-            _ => {
-                if rng.chance(50) {
-                    if let Ok(s) = rd.into_inner().reunite(wr) {
-                        reset(s);
-                    }
-                }
-                Ok(())
-            }
+            _ => leave(rng, (rd, wr)),
         }
     }
     .await;
@@ -998,15 +1005,10 @@ async fn chat_long(
     rng: &mut Rng,
     deadline: Instant,
 ) -> Result<(), String> {
-    let s = connect(addr, st).await?;
-    let (rd, mut wr) = s.into_split();
-    let mut rd = BufReader::new(rd);
-    let end = deadline.min(Instant::now() + rng.ms(20_000, 90_000));
-    while Instant::now() < end {
-        bounded(publish(&mut rd, &mut wr, 1, book, st, rng, false)).await?;
-        sleep(rng.ms(200, 1000)).await;
-    }
-    Ok(())
+    let line = async |(rd, wr): &mut Halves, rng: &mut Rng| {
+        bounded(publish(rd, wr, 1, book, st, rng, false)).await
+    };
+    stay(addr, st, rng, deadline, (200, 1000), line).await
 }
 
 /// What a reader saw of the confirmed lines.

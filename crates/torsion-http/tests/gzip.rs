@@ -13,7 +13,7 @@ use common::*;
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
@@ -21,27 +21,6 @@ use torsion::task::ThreadPool;
 use torsion::testing::{Clock, StringTransport};
 use torsion::{Address, Reactor};
 use torsion_http::{File, Site};
-
-/// A directory of its own under the system's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("torsion-gzip-{}-{}", std::process::id(), name));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `len` bytes of text that compresses, but not to nothing: numbered
 /// lines of pseudo-random words (`seed` picks them).
@@ -82,14 +61,6 @@ fn gzip(data: &[u8], level: u32) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-fn gunzip(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(data)
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
-
 /// Keeps `pool`'s one thread busy until the returned sender is dropped;
 /// returns once the thread is busy.
 fn hold(pool: &ThreadPool) -> mpsc::Sender<()> {
@@ -110,22 +81,7 @@ fn serve(root: &Path, configure: impl FnOnce(File) -> File) -> (Harness, ThreadP
     let reactor = Reactor::with_clock(clock.clone()).unwrap();
     let pool = ThreadPool::new(&reactor, 1);
     let file = configure(File::new(root).unwrap().compress_on(pool.clone()));
-    let factory = Site::new(Rc::new(file)).factory(&reactor);
-    let mut proto = factory
-        .build(&Address::Memory("client".into()))
-        .expect("a protocol");
-    let st = StringTransport::new()
-        .with_peer(Address::Tcp("192.0.2.7:5555".parse().unwrap()))
-        .with_host(Address::Tcp("127.0.0.1:8080".parse().unwrap()));
-    st.connect(&mut *proto);
-    let h = Harness {
-        clock,
-        reactor,
-        factory,
-        st,
-        proto,
-    };
-    (h, pool)
+    (harness_on(clock, reactor, Site::new(Rc::new(file))), pool)
 }
 
 fn get_gzip(path: &str) -> Vec<u8> {

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::spin_until;
+use common::{spin_until, TempDir};
 use std::cell::{Cell, RefCell};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -27,30 +27,6 @@ use torsion::{
 use torsion_http::{File, HttpFactory, Render, Request, Resource, Site, Tree, CHUNK};
 
 const BIG: usize = 16 * 1024 * 1024;
-
-/// A directory of its own, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "torsion-http-sendfile-{}-{name}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 253) as u8).collect()

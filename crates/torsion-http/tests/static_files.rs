@@ -10,27 +10,6 @@ use std::rc::Rc;
 use torsion::ConnectionLost;
 use torsion_http::{File, CHUNK};
 
-/// A directory of its own under the system's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("torsion-http-{}-{}", std::process::id(), name));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 /// `tmp/root` is served; `tmp/outside/secret.txt` must never be.
 fn tree(name: &str) -> (TempDir, PathBuf) {
     let tmp = TempDir::new(name);
@@ -633,15 +612,6 @@ fn a_single_file_root_goes_with_its_own_content_type() {
     let r = h.response();
     assert_eq!(r.text(), "<p>hi</p>");
     assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
-}
-
-fn gunzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(data)
-        .read_to_end(&mut out)
-        .unwrap();
-    out
 }
 
 #[test]

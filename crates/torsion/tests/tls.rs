@@ -1638,40 +1638,29 @@ fn s_client(reactor: &Reactor, addr: SocketAddr, args: &[&str], input: &[u8]) ->
     (status.is_some_and(|s| s.success()), text)
 }
 
+/// `s_client` with `args` sending `ping`: its output, once it is known
+/// to have succeeded.
+fn s_client_ping(reactor: &Reactor, addr: SocketAddr, args: &[&str]) -> String {
+    let (ok, text) = s_client(reactor, addr, args, b"ping\n");
+    assert!(ok, "s_client failed:\n{text}");
+    text
+}
+
 #[test]
 fn openssl_s_client_negotiates_tls13_and_is_refused_tls11() {
     if !openssl_available() {
         eprintln!("openssl not installed: skipping the s_client interoperability test");
         return;
     }
-    let (_ca, key, cert, roots) = localhost_ca();
     let reactor = Reactor::new().unwrap();
-    let servers: Rc<RefCell<Vec<Shared>>> = Rc::default();
-    let ss = servers.clone();
-    let port = endpoints::server(
-        &reactor,
-        &format!(
-            "ssl:0:interface=127.0.0.1:privateKey={}:certKey={}",
-            key.display(),
-            cert.display()
-        ),
-    )
-    .unwrap()
-    .listen(move |_: &Address| {
-        let s = shared();
-        ss.borrow_mut().push(s.clone());
-        P::new(&s).data(|t, _, rec| {
-            if rec.borrow().data.ends_with(b"ping\n") {
-                t.write(b"pong\n");
-                t.lose_connection();
-            }
-        })
-    })
-    .unwrap();
-    let addr = port.address().socket_addr().unwrap();
-    let roots = roots.display().to_string();
+    let PongServer {
+        addr,
+        roots,
+        ca: _ca,
+        servers,
+    } = ssl_pong_server(&reactor);
 
-    let (ok, text) = s_client(
+    let text = s_client_ping(
         &reactor,
         addr,
         &[
@@ -1684,9 +1673,7 @@ fn openssl_s_client_negotiates_tls13_and_is_refused_tls11() {
             "localhost",
             "-ign_eof",
         ],
-        b"ping\n",
     );
-    assert!(ok, "s_client failed:\n{text}");
     assert!(text.contains("TLSv1.3"), "{text}");
     assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
     assert!(text.contains("pong"), "{text}");
@@ -1735,10 +1722,22 @@ fn openssl_s_client_negotiates_tls13_and_is_refused_tls11() {
     assert_eq!(made, 2, "no protocol is made for a refused handshake");
 }
 
-/// An `ssl:` endpoint with defaults, answering `pong` to `ping`: its
-/// address, and the CA file that trusts it.
-fn ssl_pong_server(reactor: &Reactor) -> (SocketAddr, PathBuf, Ca) {
+/// An `ssl:` endpoint with defaults that answers `pong` to `ping` and
+/// hangs up.
+struct PongServer {
+    addr: SocketAddr,
+    /// The CA file that trusts it, for `-CAfile`.
+    roots: String,
+    /// Holds the files; they go with it.
+    ca: Ca,
+    /// Each connection's record, as they are made.
+    servers: Rc<RefCell<Vec<Shared>>>,
+}
+
+fn ssl_pong_server(reactor: &Reactor) -> PongServer {
     let (ca, key, cert, roots) = localhost_ca();
+    let servers: Rc<RefCell<Vec<Shared>>> = Rc::default();
+    let ss = servers.clone();
     let port = endpoints::server(
         reactor,
         &format!(
@@ -1749,7 +1748,9 @@ fn ssl_pong_server(reactor: &Reactor) -> (SocketAddr, PathBuf, Ca) {
     )
     .unwrap()
     .listen(move |_: &Address| {
-        P::new(&shared()).data(|t, _, rec| {
+        let s = shared();
+        ss.borrow_mut().push(s.clone());
+        P::new(&s).data(|t, _, rec| {
             if rec.borrow().data.ends_with(b"ping\n") {
                 t.write(b"pong\n");
                 t.lose_connection();
@@ -1757,7 +1758,12 @@ fn ssl_pong_server(reactor: &Reactor) -> (SocketAddr, PathBuf, Ca) {
         })
     })
     .unwrap();
-    (port.address().socket_addr().unwrap(), roots, ca)
+    PongServer {
+        addr: port.address().socket_addr().unwrap(),
+        roots: roots.display().to_string(),
+        ca,
+        servers,
+    }
 }
 
 /// The line of `s_client`'s output that starts with `prefix`, trimmed.
@@ -1775,11 +1781,15 @@ fn the_server_chooses_the_cipher_suite_by_its_own_order() {
         return;
     }
     let reactor = Reactor::new().unwrap();
-    let (addr, roots, _ca) = ssl_pong_server(&reactor);
-    let roots = roots.display().to_string();
+    let PongServer {
+        addr,
+        roots,
+        ca: _ca,
+        ..
+    } = ssl_pong_server(&reactor);
     // The client prefers AES-128 in both versions; the server's list has
     // AES-256 first, and it wins.
-    let (ok, text) = s_client(
+    let text = s_client_ping(
         &reactor,
         addr,
         &[
@@ -1790,14 +1800,12 @@ fn the_server_chooses_the_cipher_suite_by_its_own_order() {
             &roots,
             "-ign_eof",
         ],
-        b"ping\n",
     );
-    assert!(ok, "{text}");
     assert_eq!(
         line_of(&text, "Cipher    :"),
         "Cipher    : ECDHE-ECDSA-AES256-GCM-SHA384"
     );
-    let (ok, text) = s_client(
+    let text = s_client_ping(
         &reactor,
         addr,
         &[
@@ -1808,9 +1816,7 @@ fn the_server_chooses_the_cipher_suite_by_its_own_order() {
             &roots,
             "-ign_eof",
         ],
-        b"ping\n",
     );
-    assert!(ok, "{text}");
     assert_eq!(
         line_of(&text, "Cipher    :"),
         "Cipher    : TLS_AES_256_GCM_SHA384"
@@ -1824,10 +1830,11 @@ fn tls12_sessions_resume_by_stateless_ticket() {
         return;
     }
     let reactor = Reactor::new().unwrap();
-    let (addr, roots, ca) = ssl_pong_server(&reactor);
-    let roots = roots.display().to_string();
+    let PongServer {
+        addr, roots, ca, ..
+    } = ssl_pong_server(&reactor);
     let session = ca.path("session.pem").display().to_string();
-    let (ok, text) = s_client(
+    let text = s_client_ping(
         &reactor,
         addr,
         &[
@@ -1838,9 +1845,7 @@ fn tls12_sessions_resume_by_stateless_ticket() {
             "-sess_out",
             &session,
         ],
-        b"ping\n",
     );
-    assert!(ok, "{text}");
     assert!(text.contains("New, TLSv1.2"), "{text}");
     // RFC 5077: a ticket came (OpenSSL shows its lifetime hint); with
     // session ids only, there is none.
@@ -1849,15 +1854,13 @@ fn tls12_sessions_resume_by_stateless_ticket() {
         "no session ticket was issued:\n{text}"
     );
     // The saved session (its ticket) resumes.
-    let (ok, text) = s_client(
+    let text = s_client_ping(
         &reactor,
         addr,
         &[
             "-tls1_2", "-CAfile", &roots, "-ign_eof", "-sess_in", &session,
         ],
-        b"ping\n",
     );
-    assert!(ok, "{text}");
     assert!(text.contains("Reused, TLSv1.2"), "not resumed:\n{text}");
     assert!(text.contains("pong"), "{text}");
 }

@@ -1,8 +1,11 @@
 //! Helpers shared by the HTTP integration tests: a harness that runs a
 //! site over a `StringTransport` on a reactor with a test clock, and a
-//! small response reader for checking what went over the wire.
+//! small response reader for checking what went over the wire, and a
+//! directory of a test's own that goes away with it.
 #![allow(dead_code)]
 
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 use torsion::testing::{Clock, StringTransport};
@@ -121,7 +124,15 @@ pub fn harness_site(
 ) -> Harness {
     let clock = Clock::new();
     let reactor = Reactor::with_clock(clock.clone()).unwrap();
-    let factory = configure(root).factory(&reactor);
+    let site = configure(root);
+    harness_on(clock, reactor, site)
+}
+
+/// Serves `site` over a `StringTransport` on a `reactor` the caller made
+/// on `clock` (to give it things that need the reactor first, such as a
+/// thread pool).
+pub fn harness_on(clock: Clock, reactor: Reactor, site: Site) -> Harness {
+    let factory = site.factory(&reactor);
     let mut proto = factory
         .build(&Address::Memory("client".into()))
         .expect("a protocol");
@@ -209,4 +220,42 @@ pub fn spin_until(reactor: &Reactor, mut cond: impl FnMut() -> bool) {
         );
         reactor.iterate(Some(Duration::from_millis(10))).unwrap();
     }
+}
+
+/// A directory of its own under the system's temp dir, removed on drop.
+/// Its name holds the test binary's and the process's, so test files and
+/// runs side by side do not share one.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "torsion-http-{}-{}-{name}",
+            env!("CARGO_CRATE_NAME"),
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What a gzip member decompresses to.
+pub fn gunzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
 }

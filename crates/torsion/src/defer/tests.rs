@@ -502,20 +502,33 @@ fn failure_reports_its_origin_and_chain_of_sources() {
 
 // Cancellation, as Twisted's test_defer.py states it.
 
-#[test]
-fn a_canceller_that_does_not_fire_leaves_a_later_firing_an_error() {
-    // Twisted's test_simpleCanceller: only a Deferred with no canceller
-    // swallows the producer's late result.
+/// A Deferred whose canceller only counts its calls, and the count.
+fn counting_canceller() -> (Deferred<i32>, Rc<std::cell::Cell<u32>>) {
     let calls = Rc::new(std::cell::Cell::new(0));
     let c = calls.clone();
     let d = Deferred::<i32>::with_canceller(move |_| c.set(c.get() + 1));
-    let t = d.trigger();
+    (d, calls)
+}
+
+/// Adds an errback that notes whether the failure is a cancellation and
+/// recovers with 0: the chain, and the notes.
+fn note_cancelled(d: Deferred<i32>) -> (Deferred<i32>, Log) {
     let seen = log();
     let s = seen.clone();
     let d = d.add_errback(move |f| {
         push(&s, format!("cancelled: {}", f.is_cancelled()));
         Ok(0)
     });
+    (d, seen)
+}
+
+#[test]
+fn a_canceller_that_does_not_fire_leaves_a_later_firing_an_error() {
+    // Twisted's test_simpleCanceller: only a Deferred with no canceller
+    // swallows the producer's late result.
+    let (d, calls) = counting_canceller();
+    let t = d.trigger();
+    let (d, seen) = note_cancelled(d);
     d.cancel();
     assert_eq!(calls.get(), 1);
     assert_eq!(*seen.borrow(), ["cancelled: true"]);
@@ -548,18 +561,11 @@ fn without_a_canceller_one_late_firing_is_swallowed_and_the_next_is_an_error() {
 fn cancelling_twice_calls_the_canceller_once_and_changes_nothing() {
     // Twisted's test_cancellerMultipleCancel and test_noCancellerMultipleCancel,
     // and ...MultipleCancelsAfterCancelAndCallback.
-    let calls = Rc::new(std::cell::Cell::new(0));
-    let c = calls.clone();
-    let with = Deferred::<i32>::with_canceller(move |_| c.set(c.get() + 1));
+    let (with, calls) = counting_canceller();
     let without = Deferred::<i32>::new();
     let late = without.trigger();
     for d in [with, without] {
-        let seen = log();
-        let s = seen.clone();
-        let d = d.add_errback(move |f| {
-            push(&s, format!("cancelled: {}", f.is_cancelled()));
-            Ok(0)
-        });
+        let (d, seen) = note_cancelled(d);
         d.cancel();
         d.cancel();
         assert_eq!(*seen.borrow(), ["cancelled: true"]);
@@ -813,6 +819,15 @@ fn cancelling_a_gather_cancels_its_members() {
 // each `run` below finishes at once, so a recursive hand-over would go
 // a million frames deep.
 
+/// A task for `run` that adds one to `ran` and succeeds.
+fn counts_in(ran: &Rc<std::cell::Cell<usize>>) -> impl FnOnce() -> Result<(), Failure> + 'static {
+    let r = ran.clone();
+    move || {
+        r.set(r.get() + 1);
+        Ok(())
+    }
+}
+
 #[test]
 fn a_million_lock_waiters_are_handed_the_lock_without_overflowing_the_stack() {
     const WAITERS: usize = 1_000_000;
@@ -824,11 +839,7 @@ fn a_million_lock_waiters_are_handed_the_lock_without_overflowing_the_stack() {
         .add_callback(move |held| *g.borrow_mut() = Some(held));
     let ran = Rc::new(std::cell::Cell::new(0usize));
     for _ in 0..WAITERS {
-        let r = ran.clone();
-        let _ = lock.run(move || {
-            r.set(r.get() + 1);
-            Ok::<(), Failure>(())
-        });
+        let _ = lock.run(counts_in(&ran));
     }
     assert_eq!(ran.get(), 0);
     drop(guard.borrow_mut().take());
@@ -849,11 +860,7 @@ fn a_million_semaphore_waiters_are_handed_places_without_overflowing_the_stack()
     }
     let ran = Rc::new(std::cell::Cell::new(0usize));
     for _ in 0..WAITERS {
-        let r = ran.clone();
-        let _ = sem.run(move || {
-            r.set(r.get() + 1);
-            Ok::<(), Failure>(())
-        });
+        let _ = sem.run(counts_in(&ran));
     }
     assert_eq!(ran.get(), 0);
     guards.borrow_mut().clear();
