@@ -15,7 +15,7 @@ shift
 targets=("$@")
 if ((${#targets[@]} == 0)); then
     targets=(h1_server tls_records line_decoder string_decoders endpoint_string
-        http_range http_cookie http_conditional)
+        http_range http_cookie http_conditional http_query)
 fi
 bin=target/x86_64-unknown-linux-gnu/release
 mkdir -p work/logs

@@ -28,6 +28,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("http_range", targets::http_range::run),
     ("http_cookie", targets::http_cookie::run),
     ("http_conditional", targets::http_conditional::run),
+    ("http_query", targets::http_query::run),
     ("line_decoder", targets::line_decoder::run),
     ("string_decoders", targets::string_decoders::run),
     ("endpoint_string", targets::endpoint_string::run),
