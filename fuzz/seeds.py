@@ -74,6 +74,8 @@ for h in heads:
     # Whole and cut at random points; small limits and default limits.
     write("h1_server", b"\x00\x00\x00" + h)
     write("h1_server", b"\x2b\x01\x01" + h)
+    # Answers only before the next read: pipelined requests wait.
+    write("h1_server", b"\x11\x00\x04" + h)
 
 endpoints = sorted({l for l in literals(engine) if re.match(rb"(tcp6?|unix|ssl|tls):", l)})
 for e in endpoints:

@@ -3,13 +3,15 @@
 //! `Expect: 100-continue`, refusals and timeouts.
 //!
 //! Input: two bytes of split seed, one byte of configuration (small or
-//! default [`Limits`]; whether the head timeout fires at the end), then
+//! default [`Limits`]; whether the head timeout fires at the end; whether
+//! the application answers at once or only before the next read), then
 //! what the client sends. The stream is served twice — in one read, and
-//! in the pieces the seed cuts — answering each request as soon as its
-//! body ends, as an application would. Checked:
+//! in the pieces the seed cuts — answering each request once its body
+//! has ended, as an application would. Checked:
 //!
-//! * both runs see the same events (body pieces joined) and write the
-//!   same bytes, and agree on whether the connection closed;
+//! * when answers come at once, both runs see the same events (body
+//!   pieces joined) and write the same bytes, and agree on whether the
+//!   connection closed;
 //! * what the server wrote is a sequence of well-formed HTTP/1.1
 //!   responses (read back with `httparse`, bodies framed by their
 //!   `Content-Length` or chunked coding, none after a `HEAD`, `204` or
@@ -64,10 +66,14 @@ pub fn run(data: &[u8]) {
         Limits::default()
     };
     let time_out = cfg & 2 != 0;
-    let whole = serve(&[stream], &limits, time_out);
-    let split = serve(&pieces(stream, seed), &limits, time_out);
-    assert_eq!(split, whole, "split and whole disagree");
+    let late = cfg & 4 != 0;
+    let whole = serve(&[stream], &limits, time_out, late);
+    let split = serve(&pieces(stream, seed), &limits, time_out, late);
     check_responses(&whole);
+    check_responses(&split);
+    if !late {
+        assert_eq!(split, whole, "split and whole disagree");
+    }
 }
 
 /// What a connection may hold, from its limits: its buffers at their
@@ -78,7 +84,15 @@ fn bound(limits: &Limits) -> isize {
     (4 * buffers + 16 * 1024) as isize
 }
 
-fn serve(reads: &[&[u8]], limits: &Limits, time_out: bool) -> Served {
+/// The request being read, and the one read but not yet answered.
+struct App {
+    current: Option<(Method, String, usize)>,
+    pending: Option<(Method, String, usize)>,
+    /// Answer only before the next read (so pipelined requests wait).
+    late: bool,
+}
+
+fn serve(reads: &[&[u8]], limits: &Limits, time_out: bool, late: bool) -> Served {
     let now = Instant::now();
     let bound = bound(limits);
     let mut c = ServerConnection::new(limits.clone(), now).with_date(false);
@@ -88,8 +102,13 @@ fn serve(reads: &[&[u8]], limits: &Limits, time_out: bool) -> Served {
         closed: false,
         head_only: Vec::new(),
     };
-    let mut current: Option<(Method, String, usize)> = None;
+    let mut app = App {
+        current: None,
+        pending: None,
+        late,
+    };
     for read in reads {
+        answer_pending(&mut c, &mut s, &mut app, now);
         if c.is_closed() {
             break;
         }
@@ -109,16 +128,18 @@ fn serve(reads: &[&[u8]], limits: &Limits, time_out: bool) -> Served {
             read.len()
         );
         s.out.extend_from_slice(&out);
-        drain(&mut c, &mut s, &mut current, now);
+        drain(&mut c, &mut s, &mut app, now);
     }
     if !c.is_closed() {
         c.receive_eof();
-        drain(&mut c, &mut s, &mut current, now);
+        drain(&mut c, &mut s, &mut app, now);
     }
+    answer_pending(&mut c, &mut s, &mut app, now);
     if time_out && !c.is_closed() {
         let later = now + limits.head_timeout.max(limits.idle_timeout) + Duration::from_secs(1);
         c.handle_timeout(later, &mut s.out);
-        drain(&mut c, &mut s, &mut current, later);
+        drain(&mut c, &mut s, &mut app, later);
+        answer_pending(&mut c, &mut s, &mut app, later);
     }
     s.closed = c.is_closed();
     let before = alloc::live();
@@ -133,12 +154,8 @@ fn serve(reads: &[&[u8]], limits: &Limits, time_out: bool) -> Served {
 
 /// Takes every event; answers each request once its body has ended, with
 /// a body naming it, framed by `Content-Length` or chunked by turns.
-fn drain(
-    c: &mut ServerConnection,
-    s: &mut Served,
-    current: &mut Option<(Method, String, usize)>,
-    now: Instant,
-) {
+fn drain(c: &mut ServerConnection, s: &mut Served, app: &mut App, now: Instant) {
+    let current = &mut app.current;
     while let Some(ev) = c.poll_event() {
         match &ev {
             Event::Request(h) => {
@@ -155,20 +172,15 @@ fn drain(
                 );
             }
             Event::End { .. } => {
-                let (m, p, n) = current.take().expect("an end outside a request");
-                let body = format!("{m} {p} {n}");
-                let mut head = ResponseHead::new(200);
-                if s.head_only.len() % 2 == 0 {
-                    head.headers
-                        .set("Content-Length", body.len().to_string())
-                        .expect("a valid header");
-                }
-                let sent = c
-                    .send_response(head, &mut s.out)
-                    .and_then(|()| c.send_data(body.as_bytes(), &mut s.out))
-                    .and_then(|()| c.finish(now, &mut s.out));
-                if let Err(e) = sent {
-                    panic!("answering a delivered request failed: {e}");
+                let request = current.take().expect("an end outside a request");
+                if app.late {
+                    assert!(
+                        app.pending.is_none(),
+                        "a request before the last was answered"
+                    );
+                    app.pending = Some(request);
+                } else {
+                    answer(c, s, request, now);
                 }
             }
             Event::Error(e) => {
@@ -182,6 +194,40 @@ fn drain(
         } else {
             s.events.push(ev);
         }
+    }
+}
+
+/// Answers the request waiting for an answer, and what that releases,
+/// until none waits.
+fn answer_pending(c: &mut ServerConnection, s: &mut Served, app: &mut App, now: Instant) {
+    while let Some(request) = app.pending.take() {
+        answer(c, s, request, now);
+        drain(c, s, app, now);
+    }
+}
+
+/// Answers a request with a body naming it, framed by `Content-Length`
+/// or chunked by turns.
+fn answer(
+    c: &mut ServerConnection,
+    s: &mut Served,
+    request: (Method, String, usize),
+    now: Instant,
+) {
+    let (m, p, n) = request;
+    let body = format!("{m} {p} {n}");
+    let mut head = ResponseHead::new(200);
+    if s.head_only.len() % 2 == 0 {
+        head.headers
+            .set("Content-Length", body.len().to_string())
+            .expect("a valid header");
+    }
+    let sent = c
+        .send_response(head, &mut s.out)
+        .and_then(|()| c.send_data(body.as_bytes(), &mut s.out))
+        .and_then(|()| c.finish(now, &mut s.out));
+    if let Err(e) = sent {
+        panic!("answering a delivered request failed: {e}");
     }
 }
 
