@@ -18,8 +18,8 @@
 //! * the application reads a prefix of what the real client sent —
 //!   nothing forged, nothing reordered — and the client reads back a
 //!   prefix of what the application echoed;
-//! * once the session has failed and asked to close, nothing more is
-//!   delivered;
+//! * a whole record forged by the peer after the handshake makes the
+//!   session fail and close; once it has, nothing more is delivered;
 //! * what the server writes, and the heap one read makes it allocate,
 //!   stay within bounds proportional to the input;
 //! * when the stream ends the application is told, once.
@@ -251,6 +251,8 @@ pub fn run(data: &[u8]) {
         );
     }
     let mut closing_read = None;
+    // The stream is at a record boundary: nothing raw has gone before.
+    let mut aligned = !raw_only;
     while let [kind, len, rest @ ..] = ops {
         let n = usize::from(*len).min(rest.len());
         let (bytes, next) = rest.split_at(n);
@@ -264,7 +266,17 @@ pub fn run(data: &[u8]) {
                 }
                 link.client_to_server();
             }
-            1 => link.feed(bytes),
+            1 => {
+                link.feed(bytes);
+                if aligned && forged_record(bytes) {
+                    assert!(
+                        link.st.lose_connection_called() || link.st.aborted(),
+                        "a whole forged record {:02x?} left the session open",
+                        &bytes[..5]
+                    );
+                }
+                aligned &= bytes.is_empty();
+            }
             2 => {
                 if let Some(c) = link.client.as_mut() {
                     c.send_close_notify();
@@ -295,6 +307,19 @@ pub fn run(data: &[u8]) {
         );
     } else {
         assert!(seen.read.is_empty() && seen.lost.is_empty());
+    }
+}
+
+/// Whether `bytes` begin with a whole record (header and body) that no
+/// one but the client could have encrypted: after the handshake every
+/// such record must fail and close the session. ChangeCipherSpec is left
+/// out, as a TLS 1.3 peer may send it in compatibility mode.
+fn forged_record(bytes: &[u8]) -> bool {
+    match bytes {
+        [kind, _, _, hi, lo, body @ ..] => {
+            *kind != 20 && usize::from(u16::from_be_bytes([*hi, *lo])) <= body.len()
+        }
+        _ => false,
     }
 }
 
