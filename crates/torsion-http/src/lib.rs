@@ -123,6 +123,8 @@
 mod channel;
 mod cookie;
 mod date;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod h1;
 mod headers;
 mod limits;

@@ -622,7 +622,7 @@ fn push_hex<const N: usize>(out: &mut Short<N>, mut n: u128) {
 
 /// The entity tags of an `If-None-Match`/`If-Match` list, with whether
 /// each is weak; `None` for `*`.
-fn entity_tags(v: &str) -> Option<Vec<(bool, &str)>> {
+pub(crate) fn entity_tags(v: &str) -> Option<Vec<(bool, &str)>> {
     if v.trim() == "*" {
         return None;
     }
@@ -659,7 +659,7 @@ fn secs(t: SystemTime) -> u64 {
 /// the request's header: for each, the first field of that name, if it
 /// is UTF-8 (as [`Request::header`] has it).
 #[derive(Default)]
-struct Asked<'a> {
+pub(crate) struct Asked<'a> {
     if_match: Option<&'a str>,
     if_none_match: Option<&'a str>,
     if_modified_since: Option<&'a str>,
@@ -670,9 +670,14 @@ struct Asked<'a> {
 
 impl<'a> Asked<'a> {
     fn of(request: &'a Request) -> Asked<'a> {
+        Asked::from_fields(request.headers().iter_bytes())
+    }
+
+    /// The fields from `(name, value)` pairs in the order sent.
+    pub(crate) fn from_fields(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Asked<'a> {
         let mut asked = Asked::default();
         let mut seen = [false; 6];
-        for (name, value) in request.headers().iter_bytes() {
+        for (name, value) in fields {
             let slot = match name.len() {
                 5 if name.eq_ignore_ascii_case(b"range") => 0,
                 8 if name.eq_ignore_ascii_case(b"if-match") => 1,
@@ -701,7 +706,7 @@ impl<'a> Asked<'a> {
 
 /// Evaluates the preconditions of RFC 9110 §13.2.2 in order: the status
 /// to answer with instead of the file, if any.
-fn precondition(
+pub(crate) fn precondition(
     method: &Method,
     asked: &Asked<'_>,
     etag: &str,
@@ -741,7 +746,7 @@ fn precondition(
 }
 
 /// Whether an `If-Range` lets the `Range` apply.
-fn if_range_holds(asked: &Asked<'_>, etag: &str, mtime: Option<SystemTime>) -> bool {
+pub(crate) fn if_range_holds(asked: &Asked<'_>, etag: &str, mtime: Option<SystemTime>) -> bool {
     let Some(v) = asked.if_range else {
         return true;
     };
@@ -1030,7 +1035,7 @@ fn is_compressible(ctype: &str) -> bool {
 /// Whether `Accept-Encoding` field values let the answer be gzipped:
 /// `gzip` (or `x-gzip`) with a non-zero weight, or `*` with one when
 /// gzip is not named (RFC 9110 §12.5.3).
-fn accepts_gzip<'a>(values: impl Iterator<Item = &'a str>) -> bool {
+pub(crate) fn accepts_gzip<'a>(values: impl Iterator<Item = &'a str>) -> bool {
     let mut named = None;
     let mut any = None;
     for value in values {

@@ -946,3 +946,26 @@ fn direct_body_bytes_short_or_over_the_length_close_the_connection() {
     c.finish(now, &mut out).unwrap();
     assert!(c.is_closed(), "the excess is on the wire: no next response");
 }
+
+/// Found by the `h1_server` fuzz target: a HEAD request whose chunked
+/// body is malformed was refused with a 400 that carried a body, which a
+/// client reads as the start of the next response (RFC 9112 §6.3: a
+/// response to HEAD has no content).
+#[test]
+fn a_refusal_of_a_head_request_has_no_body() {
+    let now = Instant::now();
+    let mut c = conn(now);
+    let mut out = Vec::new();
+    c.receive(
+        b"HEAD / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        now,
+        &mut out,
+    );
+    assert!(c.is_closed());
+    let text = text(&out);
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+    assert!(
+        text.ends_with("\r\n\r\n"),
+        "a body after the head: {text:?}"
+    );
+}

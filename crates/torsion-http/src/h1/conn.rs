@@ -1054,6 +1054,13 @@ impl ServerConnection {
             .busy
             .as_ref()
             .is_some_and(|b| !matches!(b.writing, Writing::Idle));
+        // A response to HEAD has no content (RFC 9112 §6.3), a refusal
+        // included: its Content-Length still says what a GET would get.
+        let head_only = self
+            .busy
+            .as_ref()
+            .and_then(|b| b.current.as_ref())
+            .is_some_and(|c| c.head_only);
         if !responding {
             let status = e.status();
             let reason = reason_phrase(status);
@@ -1074,7 +1081,9 @@ impl ServerConnection {
             );
             push_field(&mut buf, "Connection", b"close");
             buf.extend_from_slice(b"\r\n");
-            buf.extend_from_slice(body.as_bytes());
+            if !head_only {
+                buf.extend_from_slice(body.as_bytes());
+            }
             out.write_all(&[&buf]);
         }
         let busy = self.busy_mut();
