@@ -176,8 +176,10 @@ fn join_with_small_buffers(server: &Server) -> Client {
 
 #[test]
 fn a_slow_reader_gets_every_line_of_a_burst() {
-    // Its queue passes --max-buffer many times over during the burst; it
-    // keeps reading, so the sender is slowed down and nobody is dropped.
+    // The burst (10 MB) is more than the kernel's buffers toward the slow
+    // reader hold (a 4 MiB send buffer at most here), so the room's queue
+    // for it passes --max-buffer; it keeps reading, so the sender is
+    // slowed down and nobody is dropped.
     let server = Server::start(
         Command::new(BIN).args([
             "--log-level",
@@ -194,7 +196,7 @@ fn a_slow_reader_gets_every_line_of_a_burst() {
     let mut slow = join_with_small_buffers(&server);
     let slow_name = slow.name.clone();
     assert_eq!(fast.line(), format!("* {slow_name} joined"));
-    const LINES: usize = 5_000;
+    const LINES: usize = 20_000;
     let mut w = fast.writer.try_clone().unwrap();
     let writer = thread::spawn(move || {
         let pad = "x".repeat(500);
@@ -204,6 +206,11 @@ fn a_slow_reader_gets_every_line_of_a_burst() {
     });
     let reader = thread::spawn(move || {
         for n in 0..LINES {
+            // Still at first, so the kernel's buffers toward it fill and
+            // the room's queue for it passes the mark; then slow.
+            if n == 0 {
+                thread::sleep(std::time::Duration::from_millis(300));
+            }
             if n % 50 == 0 {
                 thread::sleep(std::time::Duration::from_millis(2));
             }
